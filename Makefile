@@ -1,0 +1,58 @@
+# Entry points for people and CI. See README.md.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+TF     ?= cpu          # cpu -> tensorflow-cpu; gpu -> tensorflow[and-cuda]
+SHARED_DATA ?= $(abspath ../shared/data)
+HARNESS_MIRRORS ?= cifar10=$(SHARED_DATA)/cifar10-exact-subset,cifar10_jpeg=$(SHARED_DATA)/cifar10-jpeg
+export HARNESS_MIRRORS
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+EXPERIMENT ?= all
+RUN ?=
+RUNS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-jax smoke small paper compare report bench list clean
+
+setup:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(strip $(TF)),test,jax]"
+	$(PY) -c "import tensorflow as tf, keras, tensorflow_datasets, jax; print('tf', tf.__version__, 'keras', keras.__version__, 'jax', jax.__version__)"
+
+test:
+	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-jax
+
+# The kernel tests again under the Keras JAX backend (CPU).
+test-jax:
+	KERAS_BACKEND=jax $(PY) -m pytest -m backend_portable tests/nets $(PYTEST_ARGS)
+
+list:
+	$(PY) -m harness list
+
+# Every experiment's smoke tier, then compare with reference_results/; nonzero exit on any failure.
+smoke:
+	$(PY) -m harness run --experiment=all --tier=smoke --compare
+
+small:
+	$(PY) -m harness run --experiment=$(EXPERIMENT) --tier=small --compare
+
+paper:
+	@test "$(EXPERIMENT)" != all || (echo "usage: make paper EXPERIMENT=name" >&2; exit 2)
+	$(PY) -m harness run --experiment=$(EXPERIMENT) --tier=paper --compare
+
+compare:
+	@test -n "$(RUN)" || (echo "usage: make compare RUN=runs/<run-id>" >&2; exit 2)
+	$(PY) -m harness compare $(RUN)
+
+report:
+	@test -n "$(RUNS)" || (echo "usage: make report RUNS='runs/<id> [runs/<id> ...]'" >&2; exit 2)
+	$(PY) -m harness report $(RUNS)
+
+# Speed benchmarks (pytest-benchmark); not part of `make test`.
+bench:
+	$(PY) -m pytest benchmarks/perf --benchmark-enable -p no:xdist -s $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs reports .benchmarks

@@ -1,0 +1,209 @@
+"""Checks of a paper's claims over the metrics of one run.
+
+A claim is stated once in an experiment (`Claim(name, statement, check)`) and evaluated on every run;
+its outcome is reported apart from the numeric regression against blessed references. Checks are
+declarative so they print what they test.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Mapping, Sequence
+
+from harness import stats
+from harness.metrics import Metric, format_value
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+  passed: bool
+  detail: str
+
+
+class MissingMetric(Exception):
+  pass
+
+
+def _get(metrics: Mapping[str, Metric], name: str) -> Metric:
+  metric = metrics.get(name)
+  if metric is None:
+    raise MissingMetric(f"metric {name!r} missing")
+  if not metric.finite:
+    raise MissingMetric(f"metric {name!r} is not finite: {metric.values}")
+  return metric
+
+
+class Check:
+  """Base class: `evaluate` turns missing or non-finite metrics into a failed outcome."""
+
+  def describe(self) -> str:
+    raise NotImplementedError
+
+  def _evaluate(self, metrics: Mapping[str, Metric]) -> Outcome:
+    raise NotImplementedError
+
+  def metric_names(self) -> tuple[str, ...]:
+    return ()
+
+  def evaluate(self, metrics: Mapping[str, Metric]) -> Outcome:
+    try:
+      return self._evaluate(metrics)
+    except MissingMetric as e:
+      return Outcome(False, str(e))
+
+
+@dataclasses.dataclass(frozen=True)
+class Greater(Check):
+  """mean(a) > mean(b) + margin; with several seeds on both sides, significant at `alpha`.
+
+  test: "paired" (same seeds on both sides, paired t-test), "welch" (Welch's t-test), or "none"
+  (plain comparison of means, for deterministic metrics).
+  """
+  a: str
+  b: str
+  margin: float = 0.0
+  test: str = "welch"
+  alpha: float = 0.05
+
+  def describe(self) -> str:
+    margin = f" + {self.margin:g}" if self.margin else ""
+    how = "" if self.test == "none" else f" ({self.test} t-test, one-sided alpha={self.alpha:g})"
+    return f"{self.a} > {self.b}{margin}{how}"
+
+  def metric_names(self):
+    return (self.a, self.b)
+
+  def _evaluate(self, metrics):
+    a, b = _get(metrics, self.a), _get(metrics, self.b)
+    diff = a.mean - b.mean
+    text = f"{format_value(a.mean)} vs {format_value(b.mean)} (diff {diff:+.4g})"
+    if self.test == "none" or (a.n < 2 and b.n < 2):
+      return Outcome(diff > self.margin, text)
+    shifted = [v - self.margin for v in a.values]
+    if self.test == "paired":
+      if a.seeds != b.seeds:
+        return Outcome(False, text + "; paired test needs the same seeds on both sides")
+      result = stats.paired_t_test(shifted, b.values, alternative="greater")
+    elif self.test == "welch":
+      result = stats.welch_t_test(shifted, b.values, alternative="greater")
+    else:
+      raise ValueError(f"unknown test {self.test!r}")
+    return Outcome(diff > self.margin and result.p_value < self.alpha,
+                   f"{text}; {result.description} p={result.p_value:.3g}")
+
+
+@dataclasses.dataclass(frozen=True)
+class InInterval(Check):
+  """low <= mean(metric) <= high (None leaves a side open)."""
+  metric: str
+  low: float | None = None
+  high: float | None = None
+
+  def describe(self) -> str:
+    return f"{self.metric} in [{_bound(self.low, '-inf')}, {_bound(self.high, 'inf')}]"
+
+  def metric_names(self):
+    return (self.metric,)
+
+  def _evaluate(self, metrics):
+    value = _get(metrics, self.metric).mean
+    ok = (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+    return Outcome(ok, f"{self.metric} = {format_value(value)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Close(Check):
+  """|mean(metric) - target| <= atol + rtol * |target|; target is a number or another metric's name."""
+  metric: str
+  target: float | str
+  atol: float = 0.0
+  rtol: float = 0.0
+
+  def describe(self) -> str:
+    target = self.target if isinstance(self.target, str) else f"{self.target:.6g}"
+    return f"|{self.metric} - {target}| <= {self.atol:g} + {self.rtol:g}*|target|"
+
+  def metric_names(self):
+    return (self.metric,) + ((self.target,) if isinstance(self.target, str) else ())
+
+  def _evaluate(self, metrics):
+    value = _get(metrics, self.metric).mean
+    target = _get(metrics, self.target).mean if isinstance(self.target, str) else float(self.target)
+    error = abs(value - target)
+    bound = self.atol + self.rtol * abs(target)
+    return Outcome(error <= bound, f"{format_value(value)} vs {format_value(target)}: |diff| {error:.3g} "
+                                   f"{'<=' if error <= bound else '>'} {bound:.3g}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Monotone(Check):
+  """The means of `metrics`, in the order given, move in `direction` ("decreasing" or "increasing").
+
+  Each consecutive step may go against the direction by at most `slack` (absolute).
+  """
+  metrics: tuple[str, ...]
+  direction: str = "decreasing"
+  slack: float = 0.0
+
+  def describe(self) -> str:
+    return f"{self.direction}: " + " -> ".join(self.metrics) + (f" (slack {self.slack:g})" if self.slack else "")
+
+  def metric_names(self):
+    return tuple(self.metrics)
+
+  def _evaluate(self, metrics):
+    if self.direction not in ("decreasing", "increasing"):
+      raise ValueError(f"direction must be decreasing or increasing, got {self.direction!r}")
+    means = [_get(metrics, name).mean for name in self.metrics]
+    sign = -1.0 if self.direction == "decreasing" else 1.0
+    bad = [i for i in range(len(means) - 1) if sign * (means[i + 1] - means[i]) < -self.slack]
+    text = " -> ".join(f"{m:.4g}" for m in means)
+    return Outcome(not bad, text + (f"; against the direction at steps {bad}" if bad else ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class Predicate(Check):
+  """Anything else: `fn(metrics) -> (passed, detail)`; `description` says what it tests."""
+  description: str
+  fn: Callable[[Mapping[str, Metric]], tuple[bool, str]]
+  names: tuple[str, ...] = ()
+
+  def describe(self) -> str:
+    return self.description
+
+  def metric_names(self):
+    return self.names
+
+  def _evaluate(self, metrics):
+    for name in self.names:
+      _get(metrics, name)
+    passed, detail = self.fn(metrics)
+    return Outcome(bool(passed), detail)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+  """A claim of a paper, e.g. "CNN-GAP kernels beat CNN-Flatten (1912.13053 Fig. 1)", and its check."""
+  name: str
+  statement: str
+  check: Check
+
+  def evaluate(self, metrics: Mapping[str, Metric]) -> dict:
+    outcome = self.check.evaluate(metrics)
+    return {"name": self.name, "statement": self.statement, "check": self.check.describe(),
+            "passed": outcome.passed, "detail": outcome.detail}
+
+
+def _bound(value: float | None, default: str) -> str:
+  return default if value is None else f"{value:.6g}"
+
+
+def evaluate_all(claims: Sequence[Claim], metrics: Mapping[str, Metric]) -> list[dict]:
+  return [claim.evaluate(metrics) for claim in claims]
+
+
+def all_passed(outcomes: Sequence[Mapping]) -> bool:
+  return all(o["passed"] for o in outcomes)
+
+
+__all__ = ["Claim", "Check", "Greater", "InInterval", "Close", "Monotone", "Predicate", "Outcome",
+           "evaluate_all", "all_passed"]

@@ -1,0 +1,187 @@
+"""`python -m harness COMMAND [flags]`: list | run | compare | report | bless.
+
+  list                                           experiments, tiers, hardware, expected runtimes
+  run --experiment=X|all --tier=T [--seeds=N] [--output_dir=D] [--dtype=float32|float64] [--compare]
+  compare RUN_DIR [RUN_DIR ...] [--references=DIR]
+  report RUN_DIR [RUN_DIR ...] [--report_dir=D]
+  bless RUN_DIR --reason="..." [--references=DIR]
+
+Exit status: 0 all good; 1 a claim or reference check failed; 2 bad input (one line on stderr).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+from harness.errors import HarnessError
+
+COMMANDS = ("list", "run", "compare", "report", "bless")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("experiment", None, "Experiment name, or 'all' (run).")
+flags.DEFINE_string("tier", None, "Tier: smoke, small or paper (run).")
+flags.DEFINE_integer("seeds", None, "Number of seeds 0..N-1, overriding the tier's seeds (run).", lower_bound=1)
+flags.DEFINE_string("output_dir", None, "Run directory to create (run); must not hold a run. Default: runs/<id>.")
+flags.DEFINE_string("runs_dir", "runs", "Parent of auto-named run directories (run).")
+flags.DEFINE_enum("dtype", None, ["float32", "float64"], "Float precision; default: the tier's (run).")
+flags.DEFINE_string("mirrors", None, "Offline dataset mirrors 'id=folder,...' (default: $HARNESS_MIRRORS).")
+flags.DEFINE_bool("compare", False, "After running, compare with references (run).")
+flags.DEFINE_string("references", None, "Reference directory (default: the repo's reference_results/).")
+flags.DEFINE_string("reason", None, "Why these numbers become the reference (bless; required).")
+flags.DEFINE_string("report_dir", None, "Where report writes report.md/.html and figures (default: reports/<time>).")
+flags.DEFINE_bool("quiet", False, "No progress output.")
+
+
+class UsageError(HarnessError):
+  pass
+
+
+def _references_dir() -> str:
+  from harness import references
+  return FLAGS.references or references.DEFAULT_DIR
+
+
+def _mirrors() -> str | None:
+  return FLAGS.mirrors if FLAGS.mirrors is not None else os.environ.get("HARNESS_MIRRORS")
+
+
+def cmd_list(args: list[str]) -> int:
+  from harness import registry
+  if args:
+    raise UsageError(f"list takes no arguments, got {' '.join(args)}")
+  experiments = registry.load_all()
+  if not experiments:
+    print("no experiments registered")
+    return 0
+  for exp in experiments.values():
+    papers = ", ".join(f"arXiv {p.arxiv}" for p in exp.papers)
+    print(f"{exp.name}: {exp.description} [{papers}]")
+    for claim in exp.claims:
+      print(f"    claim {claim.name}: {claim.statement}")
+    for t in exp.tiers:
+      print(f"  tier {t.name:<6} expected {t.expected_runtime_s:>6.0f} s on {t.hardware}")
+  return 0
+
+
+def cmd_run(args: list[str]) -> int:
+  from harness import compare as compare_lib
+  from harness import references, registry, runner
+  if args:
+    raise UsageError(f"run takes flags only, got {' '.join(args)}")
+  if not FLAGS.experiment or not FLAGS.tier:
+    raise UsageError("run needs --experiment and --tier")
+  names = list(registry.load_all()) if FLAGS.experiment == "all" else FLAGS.experiment.split(",")
+  experiments = [registry.get(n) for n in names]
+  for exp in experiments:
+    exp.tier(FLAGS.tier)  # fail on an unknown tier before any work
+    if FLAGS.compare:
+      references.load(_references_dir(), exp.name, FLAGS.tier)
+  if FLAGS.output_dir and len(experiments) > 1:
+    raise UsageError("--output_dir names one run; with several experiments use --runs_dir")
+  results = []
+  for exp in experiments:
+    run_dir, record = runner.run(exp.name, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype,
+                                 output_dir=FLAGS.output_dir or runner.default_run_dir(exp.name, FLAGS.tier, FLAGS.runs_dir),
+                                 mirrors=_mirrors(), verbose=not FLAGS.quiet)
+    print(f"wrote {os.path.join(run_dir, 'results.json')} ({record['wall_time_s']:.1f} s)")
+    if FLAGS.compare:
+      comparison = compare_lib.compare(record, _references_dir())
+      print(compare_lib.format_comparison(comparison))
+      results.append(comparison)
+    else:
+      failed = [c["name"] for c in record["claims"] if not c["passed"]]
+      print(f"claims: {len(record['claims']) - len(failed)}/{len(record['claims'])} ok"
+            + (f"; failed: {', '.join(failed)}" if failed else ""))
+      results.append(not failed)
+  if FLAGS.compare:
+    print("\n" + compare_lib.summary_table(results))
+    return 0 if all(c.passed for c in results) else 1
+  return 0 if all(results) else 1
+
+
+def cmd_compare(args: list[str]) -> int:
+  from harness import compare as compare_lib
+  from harness import records
+  if not args:
+    raise UsageError("compare needs at least one RUN_DIR")
+  record_list = [records.load(d) for d in args]
+  comparisons = [compare_lib.compare(r, _references_dir()) for r in record_list]
+  for c in comparisons:
+    print(compare_lib.format_comparison(c) + "\n")
+  if len(comparisons) > 1:
+    print(compare_lib.summary_table(comparisons))
+  return 0 if all(c.passed for c in comparisons) else 1
+
+
+def cmd_report(args: list[str]) -> int:
+  from harness import records
+  from harness.report import write_report
+  if not args:
+    raise UsageError("report needs at least one RUN_DIR")
+  record_list = [records.load(d) for d in args]
+  out_dir = FLAGS.report_dir or os.path.join("reports", records.new_run_id("report", str(len(args))))
+  path = write_report(record_list, out_dir, references_dir=_references_dir())
+  print(f"wrote {path}")
+  return 0
+
+
+def cmd_bless(args: list[str]) -> int:
+  from harness import records, references, registry
+  if len(args) != 1:
+    raise UsageError("bless needs exactly one RUN_DIR")
+  if not FLAGS.reason or not FLAGS.reason.strip():
+    raise UsageError('bless needs --reason="why these numbers become the reference"')
+  record = records.load(args[0])
+  experiment = registry.get(record["experiment"])
+  ref_dir = _references_dir()
+  path = references.reference_path(ref_dir, record["experiment"], record["tier"])
+  current = (references.load(ref_dir, record["experiment"], record["tier"]) if os.path.exists(path)
+             else references.empty(record["experiment"], record["tier"]))
+  new, blessed, skipped = references.bless(current, record, records.metrics_of(record), FLAGS.reason.strip(),
+                                           experiment.reference_rules, records.utc_now())
+  references.validate(new, path, record["experiment"], record["tier"])
+  records.write_json_atomic(path, new)
+  print(f"wrote {path}: blessed {len(blessed)} metric(s) from run {record['run_id']}")
+  for item in skipped:
+    print(f"  not blessed: {item}")
+  return 0
+
+
+def main(argv: list[str]) -> int:
+  args = argv[1:]
+  if not args or args[0] not in COMMANDS:
+    raise UsageError(f"command must be one of {', '.join(COMMANDS)}" + (f", got {args[0]!r}" if args else ""))
+  handler = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare, "report": cmd_report, "bless": cmd_bless}[args[0]]
+  return handler(args[1:])
+
+
+def _is_user_error(error: BaseException) -> bool:
+  if isinstance(error, HarnessError):
+    return True
+  data_error = getattr(sys.modules.get("harness.data"), "DataError", None)
+  return data_error is not None and isinstance(error, data_error)
+
+
+def _flags_parser(argv: list[str]) -> list[str]:
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {e}".splitlines()[0], file=sys.stderr)
+    sys.exit(2)
+
+
+def _main(argv: list[str]) -> None:
+  try:
+    code = main(argv)
+  except Exception as e:  # pylint: disable=broad-except
+    if not _is_user_error(e):
+      raise
+    print(f"error: {e}".splitlines()[0], file=sys.stderr)
+    sys.exit(2)
+  sys.exit(code)
+
+
+def run_cli() -> None:
+  app.run(_main, flags_parser=_flags_parser)

@@ -1,0 +1,75 @@
+"""Runs one experiment tier and writes its record. Plain functions; the CLI is a thin shell over them."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+from harness import claims as claims_lib
+from harness import environment, records, registry
+from harness.context import RunContext
+from harness.errors import HarnessError
+
+DEFAULT_RUNS_DIR = "runs"
+DTYPES = ("float32", "float64")
+
+
+def resolve_seeds(config: Any, n_seeds: int | None) -> tuple[int, ...]:
+  """The tier's seeds, or `n_seeds` seeds 0..n-1 when given on the command line."""
+  if n_seeds is not None:
+    if n_seeds < 1:
+      raise HarnessError(f"--seeds must be >= 1, got {n_seeds}")
+    return tuple(range(n_seeds))
+  seeds = getattr(config, "seeds", None)
+  if seeds is None:
+    raise HarnessError("the tier config declares no seeds")
+  return tuple(seeds)
+
+
+def resolve_dtype(config: Any, dtype: str | None) -> str:
+  dtype = dtype or getattr(config, "dtype", "float32")
+  if dtype not in DTYPES:
+    raise HarnessError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+  return dtype
+
+
+def default_run_dir(experiment: str, tier: str, runs_dir: str = DEFAULT_RUNS_DIR) -> str:
+  return os.path.join(runs_dir, records.new_run_id(experiment, tier))
+
+
+def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dtype: str | None = None,
+        output_dir: str | None = None, mirrors: str | None = None, verbose: bool = True) -> tuple[str, dict]:
+  """Runs a tier; returns (run_dir, record). Raises HarnessError on bad input before any work."""
+  experiment = registry.get(experiment_name)
+  tier = experiment.tier(tier_name)
+  config = tier.config()
+  if n_seeds is not None and hasattr(config, "seeds") and dataclasses.is_dataclass(config):
+    config = dataclasses.replace(config, seeds=resolve_seeds(config, n_seeds))
+  seeds = resolve_seeds(config, None)
+  dtype = resolve_dtype(config, dtype)
+  if dataclasses.is_dataclass(config) and hasattr(config, "dtype"):
+    config = dataclasses.replace(config, dtype=dtype)
+  run_dir = output_dir or default_run_dir(experiment.name, tier.name)
+  run_id = os.path.basename(os.path.normpath(run_dir))
+  records.prepare_run_dir(run_dir)
+
+  ctx = RunContext(seeds=seeds, dtype=dtype, mirrors=mirrors, verbose=verbose)
+  started_at = records.utc_now()
+  start = time.perf_counter()
+  env = environment.fingerprint(dtype)
+  experiment.run(config, ctx)
+  wall = time.perf_counter() - start
+  outcomes = claims_lib.evaluate_all(experiment.claims, ctx.metrics)
+  record = {
+      "schema": records.SCHEMA, "schema_version": records.SCHEMA_VERSION, "run_id": run_id,
+      "experiment": experiment.name, "tier": tier.name, "status": "complete",
+      "started_at": started_at, "finished_at": records.utc_now(),
+      "config": records.to_jsonable(config), "seeds": list(seeds), "dtype": dtype,
+      "metrics": {name: m.to_json() for name, m in sorted(ctx.metrics.items())},
+      "curves": ctx.curves, "claims": outcomes, "phases": ctx.phases, "wall_time_s": wall,
+      "expected_runtime_s": tier.expected_runtime_s, "datasets": ctx.datasets, "notes": ctx.notes,
+      "papers": [dataclasses.asdict(p) for p in experiment.papers], "environment": env,
+  }
+  records.write_json_atomic(records.results_path(run_dir), record)
+  return run_dir, record

@@ -1,0 +1,71 @@
+"""A test-only experiment for the harness core (registered via HARNESS_EXPERIMENT_MODULES).
+
+It estimates the variance of N(0, 1) by Monte Carlo per seed, so its numbers have a known theory value
+(1) and a known seed-to-seed spread (sqrt(2/n)), and optionally loads a dataset to exercise the data layer.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from harness import claims, registry
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyConfig:
+  seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+  n_samples: int = 4000
+  dtype: str = "float64"
+  dataset: str | None = None
+  dataset_size: int = 8
+
+
+@registry.tier("smoke", hardware="any CPU", expected_runtime_s=1)
+def smoke() -> ToyConfig:
+  """Command: python -m harness run --experiment=toy --tier=smoke
+  Hardware: any CPU. Expected runtime: 1 s. Expected result: variance within 0.1 of 1, all claims pass."""
+  return ToyConfig()
+
+
+@registry.tier("small", hardware="any CPU", expected_runtime_s=5)
+def small() -> ToyConfig:
+  """Command: python -m harness run --experiment=toy --tier=small --mirrors=cifar10=FOLDER
+  Hardware: any CPU. Expected runtime: 5 s. Expected result: as smoke, plus a CIFAR-10 subset loaded."""
+  return ToyConfig(dataset="cifar10")
+
+
+def run(config: ToyConfig, ctx) -> None:
+  with ctx.phase("sample"):
+    for seed in ctx.seeds:
+      x = np.random.default_rng(seed).normal(size=config.n_samples)
+      ctx.metric("mc_variance/normal", float(x.var(ddof=1)), seed=seed)
+      running = np.cumsum(x ** 2) / np.arange(1, x.size + 1)
+      ctx.curve("running_second_moment", np.arange(1, x.size + 1)[::100], running[::100], seed=seed,
+                x_label="samples", y_label="mean x^2")
+  ctx.metric("theory_variance/normal", 1.0)
+  if config.dataset:
+    with ctx.phase("data"):
+      split = ctx.load_dataset(config.dataset, split="train", size=config.dataset_size, seed=0,
+                               pool=config.dataset_size)
+      ctx.metric("data/num_examples", float(len(split.labels)))
+
+
+EXPERIMENT = registry.Experiment(
+    name="toy",
+    description="test-only: Monte Carlo variance of a standard normal",
+    papers=(registry.Paper("1902.06720", "stand-in citation for a test experiment"),),
+    claims=(
+        claims.Claim("variance_is_one", "the sample variance of N(0,1) estimates 1",
+                     claims.Close("mc_variance/normal", 1.0, atol=0.1)),
+        claims.Claim("mc_matches_theory", "Monte Carlo agrees with theory",
+                     claims.Close("mc_variance/normal", "theory_variance/normal", atol=0.1)),
+    ),
+    tiers=(smoke, small),
+    run=run,
+    reference_rules={
+        "mc_variance/*": {"kind": "statistical", "test": "welch_t", "alpha": 0.01, "alternative": "two-sided"},
+        "theory_variance/*": {"kind": "absolute", "atol": 1e-12},
+        "data/*": {"kind": "absolute", "atol": 0},
+    },
+)
