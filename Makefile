@@ -4,8 +4,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TF     ?= cpu          # cpu -> tensorflow-cpu; gpu -> tensorflow[and-cuda]
 SHARED_DATA ?= $(abspath ../shared/data)
+# Offline mirrors of CIFAR-10 when ../shared/data is there (see README); otherwise TFDS as configured.
+ifneq ($(wildcard $(SHARED_DATA)/cifar10-exact-subset),)
 HARNESS_MIRRORS ?= cifar10=$(SHARED_DATA)/cifar10-exact-subset,cifar10_jpeg=$(SHARED_DATA)/cifar10-jpeg
 export HARNESS_MIRRORS
+endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 EXPERIMENT ?= all
 RUN ?=

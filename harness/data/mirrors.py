@@ -1,0 +1,211 @@
+"""Offline mirrors: folders of sha256-checked `.npz` shards that stand in for a TFDS download.
+
+Spec string (env `HARNESS_MIRRORS`, CLI `--mirrors`): comma-separated `dataset_id=folder`, e.g.
+`cifar10=../shared/data/cifar10-exact-subset,cifar10_jpeg=../shared/data/cifar10-jpeg`; relative folders
+are taken from the current directory. A configured mirror is the only source for its id: nothing is ever
+downloaded for it.
+
+Folder format (shared/data/README.md): `train*.npz` and `test*.npz` shards, each holding `images` (uint8,
+N x H x W x C, NHWC RGB) and `labels` (int64, N). The shards of a split, in name order (numbers inside names
+compared as numbers, so train_2 < train_10), hold the official examples 0, 1, 2, ... in order: a mirror is
+always a prefix of its split. The folder's README.md lists `<sha256>  <filename>` lines in a fenced code
+block; every shard of a split is checked against it before any of that split is used (a missing README,
+a shard without a listed hash, a listed shard that is absent, or a mismatch are errors). Verified hashes are
+cached per process, keyed by path, size and mtime. A split's checksum is sha256 over its sorted
+`name:sha256` lines; it goes into the run record.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from harness.data import catalog
+from harness.data.errors import DataError
+
+ENV_VAR = "HARNESS_MIRRORS"
+README = "README.md"
+HASH_CHUNK_BYTES = 1 << 22
+_SHA_LINE = re.compile(r"^([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+_verified_sha256: dict[tuple[str, int, int, int], str] = {}  # (realpath, inode, size, mtime_ns) -> sha256
+
+
+def parse_mirrors(spec: str) -> dict[str, str]:
+  """'id=folder,id=folder' -> {id: absolute folder}. Empty or blank -> {}."""
+  table: dict[str, str] = {}
+  for item in spec.split(","):
+    item = item.strip()
+    if not item:
+      continue
+    dataset_id, sep, folder = (part.strip() for part in item.partition("="))
+    if not sep or not dataset_id or not folder:
+      raise DataError(f"bad mirror entry {item!r}: expected dataset_id=folder (in {ENV_VAR} or --mirrors)")
+    if dataset_id not in catalog.DATASETS:
+      raise DataError(f"mirror for unknown dataset {dataset_id!r}; known: {', '.join(sorted(catalog.DATASETS))}")
+    if dataset_id in table:
+      raise DataError(f"dataset {dataset_id!r} has two mirrors in {spec!r}")
+    table[dataset_id] = os.path.abspath(os.path.expanduser(folder))
+  return table
+
+
+def resolve_mirrors(mirrors: str | Mapping[str, str] | None) -> dict[str, str]:
+  """A spec string, a mapping, or None (then `$HARNESS_MIRRORS`, unset meaning no mirrors)."""
+  if mirrors is None:
+    mirrors = os.environ.get(ENV_VAR, "")
+  if isinstance(mirrors, str):
+    return parse_mirrors(mirrors)
+  return parse_mirrors(",".join(f"{k}={v}" for k, v in mirrors.items()))
+
+
+def read_readme_checksums(folder: str) -> dict[str, str]:
+  """{filename: sha256} from the `sha256  filename` lines inside fenced blocks of folder/README.md."""
+  path = os.path.join(folder, README)
+  if not os.path.isfile(path):
+    raise DataError(f"mirror {folder} has no {README} with sha256 checksums")
+  sums: dict[str, str] = {}
+  in_fence = False
+  with open(path, encoding="utf-8") as f:
+    for line in f:
+      if _FENCE.match(line):
+        in_fence = not in_fence
+        continue
+      match = _SHA_LINE.match(line.strip()) if in_fence else None
+      if match:
+        sums[match.group(2)] = match.group(1).lower()
+  if not sums:
+    raise DataError(f"{path} lists no 'sha256  filename' lines in a fenced block")
+  return sums
+
+
+def file_sha256(path: str) -> str:
+  """sha256 of a file, cached per process while its path, inode, size and mtime are unchanged."""
+  stat = os.stat(path)
+  key = (os.path.realpath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+  if key not in _verified_sha256:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+      for chunk in iter(lambda: f.read(HASH_CHUNK_BYTES), b""):
+        digest.update(chunk)
+    _verified_sha256[key] = digest.hexdigest()
+  return _verified_sha256[key]
+
+
+def combined_checksum(shard_sums: Mapping[str, str]) -> str:
+  """sha256 over the sorted 'name:sha256' lines, one per line."""
+  lines = sorted(f"{name}:{sha}" for name, sha in shard_sums.items())
+  return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _natural_key(name: str) -> list:
+  return [int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", name)]
+
+
+def _is_shard_of(name: str, split: str) -> bool:
+  return name.startswith(split) and name.endswith(".npz")
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+  name: str
+  path: str
+  sha256: str
+  start: int  # official index of its first example
+  size: int
+
+
+class Mirror:
+  """One dataset id's mirror folder. Methods take a split name ('train', 'test')."""
+
+  def __init__(self, dataset_id: str, folder: str):
+    self.spec = catalog.get(dataset_id)
+    self.dataset_id = dataset_id
+    self.folder = os.path.abspath(folder)
+    if not os.path.isdir(self.folder):
+      raise DataError(f"mirror folder for {dataset_id} does not exist: {self.folder} "
+                      f"(fix {ENV_VAR} or --mirrors)")
+    self._shards: dict[str, list[Shard]] = {}
+    self._labels: dict[str, np.ndarray] = {}
+
+  @property
+  def source(self) -> str:
+    return f"mirror:{self.folder}"
+
+  def shards(self, split: str) -> list[Shard]:
+    """The split's shards in official order, each verified against the README's sha256."""
+    if split not in self._shards:
+      names = sorted((n for n in os.listdir(self.folder) if _is_shard_of(n, split)), key=_natural_key)
+      if not names:
+        raise DataError(f"mirror {self.folder} holds no {split}*.npz shards for {self.dataset_id}")
+      listed = read_readme_checksums(self.folder)
+      absent = sorted(n for n in listed if _is_shard_of(n, split) and n not in names)
+      if absent:
+        raise DataError(f"mirror {self.folder}: {README} lists {', '.join(absent)} but the file is missing")
+      shards, start = [], 0
+      for name in names:
+        path = os.path.join(self.folder, name)
+        if name not in listed:
+          raise DataError(f"mirror {self.folder}: no sha256 for {name} in {README}")
+        actual = file_sha256(path)
+        if actual != listed[name]:
+          raise DataError(f"checksum mismatch for {path}: expected sha256 {listed[name]}, actual {actual}")
+        size = len(self._load_member(path, "labels"))
+        shards.append(Shard(name=name, path=path, sha256=actual, start=start, size=size))
+        start += size
+      self._shards[split] = shards
+    return self._shards[split]
+
+  def capacity(self, split: str) -> int:
+    """How many official examples (0..capacity-1) the mirror holds for the split."""
+    return sum(s.size for s in self.shards(split))
+
+  def official_size(self, split: str) -> int:
+    return self.spec.split_sizes[split]
+
+  def checksum(self, split: str) -> str:
+    return combined_checksum({s.name: s.sha256 for s in self.shards(split)})
+
+  def labels(self, split: str, pool: int) -> np.ndarray:
+    """Labels of official examples 0..pool-1."""
+    if split not in self._labels:
+      self._labels[split] = np.concatenate(
+          [self._load_member(s.path, "labels") for s in self.shards(split)]).astype(np.int64)
+    return self._labels[split][:pool]
+
+  def read(self, split: str, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of the given official indices (any order), reading only the shards that hold them."""
+    indices = np.asarray(indices, dtype=np.int64)
+    capacity = self.capacity(split)
+    if not len(indices) or indices.min() < 0 or indices.max() >= capacity:
+      raise DataError(f"{self.dataset_id} {split}: asked for indices outside 0..{capacity - 1}, "
+                      f"the {capacity} examples the mirror {self.folder} holds")
+    images: np.ndarray | None = None
+    labels = np.empty(len(indices), dtype=np.int64)
+    for shard in self.shards(split):
+      rows = np.nonzero((indices >= shard.start) & (indices < shard.start + shard.size))[0]
+      if not len(rows):
+        continue
+      shard_images = self._load_member(shard.path, "images")
+      shard_labels = self._load_member(shard.path, "labels")
+      if shard_images.dtype != np.uint8 or shard_images.ndim != 4 or len(shard_images) != shard.size:
+        raise DataError(f"{shard.path}: 'images' must be uint8 (N, H, W, C) with N = len(labels) = {shard.size}, "
+                        f"got {shard_images.dtype} {shard_images.shape}")
+      if images is None:
+        images = np.empty((len(indices),) + shard_images.shape[1:], dtype=np.uint8)
+      images[rows] = shard_images[indices[rows] - shard.start]
+      labels[rows] = shard_labels[indices[rows] - shard.start]
+    assert images is not None  # every index lies in some shard (checked above)
+    return images, labels
+
+  @staticmethod
+  def _load_member(path: str, key: str) -> np.ndarray:
+    try:
+      with np.load(path, allow_pickle=False) as npz:
+        return npz[key]
+    except KeyError:
+      raise DataError(f"{path} has no array {key!r} (expected 'images' and 'labels')") from None
