@@ -24,12 +24,12 @@ setup:
 	$(PY) -c "import tensorflow as tf, keras, tensorflow_datasets, jax; print('tf', tf.__version__, 'keras', keras.__version__, 'jax', jax.__version__)"
 
 test:
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 	$(MAKE) test-jax
 
 # The kernel tests again under the Keras JAX backend (CPU).
 test-jax:
-	KERAS_BACKEND=jax $(PY) -m pytest -m backend_portable tests/nets $(PYTEST_ARGS)
+	KERAS_BACKEND=jax $(PY) -m pytest -n auto -m backend_portable tests/nets $(PYTEST_ARGS)
 
 list:
 	$(PY) -m harness list

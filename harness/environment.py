@@ -99,6 +99,8 @@ def _backend_state() -> dict[str, Any]:
         "op_determinism": _tf_op_determinism(),
         "xla_jit_auto": tf.config.optimizer.get_jit() or "off",
         "tf_xla_flags": os.environ.get("TF_XLA_FLAGS", ""),
+        # oneDNN custom ops (on by default on x86 CPUs) reorder float sums: results move in the last bits.
+        "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86 CPUs)"),
     })
   elif backend == "jax":
     import jax

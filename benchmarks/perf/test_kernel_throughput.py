@@ -1,0 +1,166 @@
+"""Kernel throughput: NNGP + NTK entries per second, steady state after compilation.
+
+Run (not part of `make test`; pyproject's addopts disable pytest-benchmark timing by default):
+
+    make bench                                                     # every case, table at the end
+    .venv/bin/python -m pytest benchmarks/perf --benchmark-enable -p no:xdist -s -k "cnn_gap and float64"
+    make bench PYTEST_ARGS="--benchmark-json=bench.json"           # machine-readable record
+
+One entry is one (x1_i, x2_j) pair with NNGP and NTK computed together by `spec.kernel(x1, x2,
+get=("nngp", "ntk"), dtype=...)`. The first call (trace + compile + run) is discarded; `ROUNDS` further
+calls are timed and the median gives entries/s = n1 * n2 / median seconds. Cases match
+tools/nt_oracle/bench_nt.py, whose neural-tangents figures (float64, jax.jit) give the ratio column
+when tools/nt_oracle/nt_baseline.json exists. Targets (same machine, float64): CNN-GAP >= 10x NT,
+CNN-Flatten >= 5x, FC >= 1x.
+
+FLOPs per entry (architecture-inherent count of the NT `stax` recursion, Novak et al. 2020, arXiv
+1912.02803; transcendentals such as sqrt and arccos count one flop; the per-input diagonal terms k(x, x),
+amortised over n1 + n2 instead of n1 n2, are left out). Per scalar covariance entry and layer:
+  - Dense/Conv affine  K <- w^2 K + b^2, Theta <- w^2 Theta + K:            AFFINE_FLOPS = 4
+  - Conv 3x3 stencil (sum over 9 shifted taps, NNGP and NTK):              2 x 9 = 18
+  - ReLU arc-cosine map (Cho & Saul 2009, Eq. 6) with its derivative and
+    the NTK update Theta <- K' + Theta * Kdot (cos, arccos, sqrt, ...):   RELU_FLOPS = 20
+  FC (input dim d, L hidden layers):      2 d (x . x') + L (4 + 20) + 4
+  CNN-Flatten (H x W x C, L conv layers):  only the H W spatially diagonal covariances are needed for a
+                                           Flatten readout:  H W [2 C + L (4 + 18 + 20) + 4]
+  CNN-GAP:                                 all (H W)^2 pixel pairs:  (H W)^2 [2 C + L (4 + 18 + 20) + 4]
+e.g. CNN-GAP on 32x32x3 with L = 10: 1024^2 x 430 = 4.5e8 flops per entry; CNN-Flatten 4.4e5; FC 6.4e3.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+from harness import nets
+
+DEPTH = 10
+W_STD, B_STD = 2.0**0.5, 0.1
+SEED = 0
+ROUNDS = 5
+AFFINE_FLOPS, STENCIL_FLOPS, RELU_FLOPS = 4, 18, 20
+DTYPES = ("float32", "float64")
+NT_BASELINE = pathlib.Path(__file__).resolve().parents[2] / "tools" / "nt_oracle" / "nt_baseline.json"
+# Empirical NTK case: FC of EMPIRICAL_DEPTH hidden layers of EMPIRICAL_WIDTH on 3072-dim inputs.
+EMPIRICAL_DEPTH, EMPIRICAL_WIDTH, EMPIRICAL_OUTPUTS, EMPIRICAL_BLOCK = 3, 512, 10, 32
+
+RESULTS: list[dict] = []  # rows of the table printed by conftest.pytest_terminal_summary
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  description: str
+  architecture: str  # "fc" | "flatten" | "gap"
+  input_shape: tuple[int, ...]
+  block: tuple[int, int]
+  nt_key: str  # key in nt_baseline.json's summary
+
+
+CASES = {
+    "fc": Case("FC depth 10 ReLU, 3072-dim, 64x64 block", "fc", (3072,), (64, 64), "fc"),
+    "cnn_flatten": Case("CNN-Flatten depth 10, 32x32x3, 32x32 block", "flatten", (32, 32, 3), (32, 32),
+                        "cnn_flatten"),
+    "cnn_gap": Case("CNN-GAP depth 10, 32x32x3, 8x8 block", "gap", (32, 32, 3), (8, 8), "cnn_gap_32"),
+    "cnn_gap_16": Case("CNN-GAP depth 10, 16x16x3, 16x16 block", "gap", (16, 16, 3), (16, 16), "cnn_gap_16"),
+}
+
+
+def network(architecture: str):
+  """The NT bench network (tools/nt_oracle/bench_nt.py) as a harness spec."""
+  if architecture == "fc":
+    layer = nets.serial(nets.Dense(w_std=W_STD, b_std=B_STD), nets.Relu())
+    return nets.serial(nets.repeat(layer, DEPTH), nets.Dense(w_std=W_STD, b_std=B_STD))
+  layer = nets.serial(nets.Conv(filter_size=3, w_std=W_STD, b_std=B_STD), nets.Relu())
+  readout = nets.Flatten() if architecture == "flatten" else nets.GlobalAvgPool()
+  return nets.serial(nets.repeat(layer, DEPTH), readout, nets.Dense(w_std=W_STD, b_std=B_STD))
+
+
+def flops_per_entry(case: Case, depth: int = DEPTH) -> int:
+  """FLOPs for one (x, x') NNGP+NTK pair, by the count in the module docstring."""
+  per_layer_conv = AFFINE_FLOPS + STENCIL_FLOPS + RELU_FLOPS
+  if case.architecture == "fc":
+    return 2 * case.input_shape[0] + depth * (AFFINE_FLOPS + RELU_FLOPS) + AFFINE_FLOPS
+  h, w, c = case.input_shape
+  pairs = h * w if case.architecture == "flatten" else (h * w) ** 2
+  return pairs * (2 * c + depth * per_layer_conv + AFFINE_FLOPS)
+
+
+def nt_entries_per_s(key: str) -> float | None:
+  """Median neural-tangents entries/s over recorded runs (float64, jit), or None without a baseline."""
+  if not NT_BASELINE.exists():
+    return None
+  summary = json.loads(NT_BASELINE.read_text()).get("summary", {})
+  entry = summary.get(key)
+  return None if entry is None else float(entry["entries_per_s_median_over_runs"])
+
+
+def _timed(fn, *args, **kwargs):
+  """Wraps fn so every call's wall time is kept (works with timing enabled or disabled)."""
+  seconds = []
+
+  def call():
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    seconds.append(time.perf_counter() - start)
+    return out
+
+  return call, seconds
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(CASES))
+def test_kernel_throughput(benchmark, name, dtype):
+  case = CASES[name]
+  rng = np.random.default_rng(SEED)
+  n1, n2 = case.block
+  x1 = rng.standard_normal((n1,) + case.input_shape)
+  x2 = rng.standard_normal((n2,) + case.input_shape)
+  spec = network(case.architecture)
+  start = time.perf_counter()
+  spec.kernel(x1, x2, get=("nngp", "ntk"), dtype=dtype)  # trace + compile
+  first_call_s = time.perf_counter() - start
+  call, seconds = _timed(spec.kernel, x1, x2, get=("nngp", "ntk"), dtype=dtype)
+  out = benchmark.pedantic(call, rounds=ROUNDS, iterations=1)
+  assert all(np.all(np.isfinite(out[g])) for g in ("nngp", "ntk"))
+  median = statistics.median(seconds)
+  rate = n1 * n2 / median
+  flops = flops_per_entry(case)
+  nt = nt_entries_per_s(case.nt_key)
+  row = {"case": name, "description": case.description, "dtype": dtype, "entries_per_s": rate,
+         "flops_per_entry": flops, "gflops_per_s": rate * flops / 1e9, "first_call_s": first_call_s,
+         "median_s": median, "nt_entries_per_s": nt, "ratio_to_nt": None if nt is None else rate / nt}
+  benchmark.extra_info.update(row)
+  RESULTS.append(row)
+
+
+def test_empirical_ntk_throughput(benchmark):
+  """Finite-width NTK by Jacobian contraction: FC 3 x 512 ReLU, 3072-dim inputs, 32x32 block, float32."""
+  rng = np.random.default_rng(SEED)
+  x1 = rng.standard_normal((EMPIRICAL_BLOCK, 3072)).astype("float32")
+  x2 = rng.standard_normal((EMPIRICAL_BLOCK, 3072)).astype("float32")
+  layer = nets.serial(nets.Dense(w_std=W_STD, b_std=B_STD), nets.Relu())
+  spec = nets.serial(nets.repeat(layer, EMPIRICAL_DEPTH), nets.Dense(w_std=W_STD, b_std=B_STD))
+  model = spec.keras_model(width=EMPIRICAL_WIDTH, input_shape=(3072,), num_outputs=EMPIRICAL_OUTPUTS,
+                           parameterization="ntk", seed=SEED)
+  start = time.perf_counter()
+  nets.empirical_ntk(model, x1, x2, batch_size=EMPIRICAL_BLOCK)
+  first_call_s = time.perf_counter() - start
+  call, seconds = _timed(nets.empirical_ntk, model, x1, x2, batch_size=EMPIRICAL_BLOCK)
+  out = benchmark.pedantic(call, rounds=ROUNDS, iterations=1)
+  assert np.all(np.isfinite(out))
+  median = statistics.median(seconds)
+  n_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+  # J1 J2^T: 2 * n1 * n2 * k * P for the contraction plus ~(n1 + n2) * k backward passes of ~2P each
+  flops = 2 * EMPIRICAL_OUTPUTS * n_params * (1 + 2 / EMPIRICAL_BLOCK)
+  rate = EMPIRICAL_BLOCK**2 / median
+  row = {"case": "empirical_ntk_fc", "description": f"empirical NTK FC {EMPIRICAL_DEPTH}x{EMPIRICAL_WIDTH}, "
+         f"{EMPIRICAL_OUTPUTS} outputs, {n_params} params, 32x32 block", "dtype": "float32",
+         "entries_per_s": rate, "flops_per_entry": int(flops), "gflops_per_s": rate * flops / 1e9,
+         "first_call_s": first_call_s, "median_s": median, "nt_entries_per_s": None, "ratio_to_nt": None}
+  benchmark.extra_info.update(row)
+  RESULTS.append(row)

@@ -1,0 +1,331 @@
+"""`spec.kernel`: plan the layout, compile once per shape, split the work into chunks, run them.
+
+Plan (from the spec and the input shape):
+  * vector inputs: one VECTOR stage, all layers on (n1, n2) blocks;
+  * images read out by Flatten: a DIAGONAL stage (same-position covariances (H, W, n1, n2)) up to and
+    including the Flatten, then the VECTOR layers after it, in the same compiled call;
+  * images read out by GlobalAvgPool: a FULL stage per chunk of c input pairs ((c, H, W, H, W) covariances;
+    c chosen so one chunk stays in cache, and so memory does not grow with the block), then the VECTOR
+    layers after the pooling on the assembled (n1, n2) block. If those contain a nonlinearity, the
+    per-input variances after pooling are needed: the pairs (x, x) are added to the work list (in the
+    symmetric case they are part of it already). In the symmetric case (x2 None or equal to x1) only pairs
+    i <= j are computed.
+
+Each compiled function has fixed input shapes (the last chunk is padded by repeating its last row), so a
+block is compiled once and later same-shaped blocks reuse it (cache keyed by spec, stage, shapes, dtype, get).
+On CPU the chunks go to one thread per core (XLA runs one fused loop per core otherwise); on an accelerator
+whole blocks are one call.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import os
+import threading
+from typing import Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+from harness.nets import backends
+from harness.nets import _spec
+from harness.nets._kernel import DIAGONAL, FULL, VECTOR, Kernel
+
+KERNELS = ("nngp", "ntk")
+DTYPES = ("float32", "float64")
+# Elements of one (c, H, W, H, W) chunk: 2^20 (8 MiB in float64) keeps a chunk's nngp and ntk in L3.
+FULL_CHUNK_ELEMENTS = 2**20
+# Elements of one (H, W, rows, n2) block call: bounds memory for big tiles (64 MiB per tensor in float64).
+BLOCK_ELEMENTS = 2**23
+
+_CACHE: dict = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _canonical_get(get: str | Sequence[str]) -> tuple[str, ...]:
+  names = (get,) if isinstance(get, str) else tuple(get)
+  if not names or any(g not in KERNELS for g in names) or len(set(names)) != len(names):
+    raise ValueError(f"get must name some of {KERNELS}, got {get!r}")
+  return names
+
+
+def host_threads() -> int:
+  """Worker threads for CPU execution: the cores this process may use (1 on an accelerator)."""
+  if backends.current().has_accelerator():
+    return 1
+  try:
+    return max(1, len(os.sched_getaffinity(0)))
+  except AttributeError:  # not Linux
+    return max(1, os.cpu_count() or 1)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Plan
+# ------------------------------------------------------------------------------------------------------
+class _Plan:
+  """Which layers run in which layout (module docstring)."""
+
+  def __init__(self, spec: _spec.Layer, input_shape: tuple):
+    out = _spec.check_shapes(spec, input_shape)
+    if len(out) != 1:
+      raise ValueError(f"{spec!r} ends with an image {out}; add Flatten() or GlobalAvgPool() before the readout")
+    leaves = spec.leaves()
+    self.is_image = len(input_shape) == 3
+    self.readout = None
+    if self.is_image:
+      index = next(i for i, leaf in enumerate(leaves) if isinstance(leaf, (_spec.Flatten, _spec.GlobalAvgPool)))
+      self.spatial, self.readout, self.vector = leaves[:index], leaves[index], leaves[index + 1:]
+    else:
+      self.spatial, self.vector = [], leaves
+    self.layout = VECTOR if not self.is_image else (
+        FULL if isinstance(self.readout, _spec.GlobalAvgPool) else DIAGONAL)
+    self.vector_needs_variances = any(leaf.has_nonlinearity() for leaf in self.vector)
+    first = self.spatial[0] if self.spatial else None
+    self.input_border = first.border(input_shape[:2]) if isinstance(first, _spec.Conv) else 0
+    # Widest zero border any spatial tensor gets (Conv pads; 1 for the readout's sum), for the scratch size.
+    self.max_border = max([1] + [leaf.filter_size for leaf in _conv_leaves(self.spatial)])
+
+  def scratch_size(self, pair_elements_per_position: int, spatial_shape) -> int:
+    """Elements of the zero scratch vector: the largest bordered nngp/ntk tensor (spatial sizes only shrink)."""
+    h, w = spatial_shape
+    b = self.max_border
+    grid = (h + 2 * b) * (w + 2 * b)
+    return pair_elements_per_position * (grid if self.layout == DIAGONAL else grid * grid)
+
+
+def _conv_leaves(layers) -> list:
+  found = []
+  for layer in layers:
+    if isinstance(layer, _spec.Conv):
+      found.append(layer)
+    elif isinstance(layer, _spec.Residual):
+      found.extend(_conv_leaves(layer.branch.leaves()))
+  return found
+
+
+# ------------------------------------------------------------------------------------------------------
+# Traced computations (keras.ops; compiled by the backend)
+# ------------------------------------------------------------------------------------------------------
+def _run(layers, k: Kernel) -> Kernel:
+  for layer in layers:
+    k = layer.kernel_fn(k)
+  return k
+
+
+def _outputs(k: Kernel, names: tuple[str, ...]):
+  values = {"nngp": k.nngp, "ntk": k.ntk if k.ntk is not None else ops.zeros_like(k.nngp)}
+  return tuple(values[name] for name in names)
+
+
+def _pad_images(x, border: int):
+  return ops.pad(x, [(0, 0), (border, border), (border, border), (0, 0)]) if border else x
+
+
+def _block_input(x1, x2, layout: str, track_ntk: bool, same, border: int) -> Kernel:
+  """Input covariance x.x'/fan_in (per pixel pair, summed over channels), NTK 0.
+
+  Images are zero-padded by `border` first, so the covariance comes out with the zero border the first Conv
+  reads (a matmul output, already in memory), instead of being padded afterwards.
+  """
+  channels = x1.shape[-1]
+  scale = 1.0 / channels
+  if layout == VECTOR:
+    nngp = ops.matmul(x1, ops.transpose(x2)) * scale
+    return Kernel(nngp=nngp, ntk=None, var1=ops.sum(x1 * x1, axis=-1) * scale, var2=ops.sum(x2 * x2, axis=-1) * scale,
+                  layout=VECTOR, track_ntk=track_ntk, same=same)
+  h, w = x1.shape[1], x1.shape[2]
+  nngp = ops.einsum("ihwc,jhwc->hwij", _pad_images(x1, border), _pad_images(x2, border)) * scale
+  var1 = ops.transpose(ops.sum(x1 * x1, axis=-1), (1, 2, 0)) * scale
+  var2 = ops.transpose(ops.sum(x2 * x2, axis=-1), (1, 2, 0)) * scale
+  return Kernel(nngp=nngp, ntk=None, var1=var1, var2=var2, layout=DIAGONAL, track_ntk=track_ntk, same=same,
+                spatial_shape=(h, w), border=border)
+
+
+def _full_input(xa, xb, track_ntk: bool, same, border: int) -> Kernel:
+  channels = xa.shape[-1]
+  scale = 1.0 / channels
+  h, w = xa.shape[1], xa.shape[2]
+  nngp = ops.einsum("chwk,cgvk->chwgv", _pad_images(xa, border), _pad_images(xb, border)) * scale
+  return Kernel(nngp=nngp, ntk=None, var1=ops.sum(xa * xa, axis=-1) * scale, var2=ops.sum(xb * xb, axis=-1) * scale,
+                layout=FULL, track_ntk=track_ntk, same=same, spatial_shape=(h, w), border=border)
+
+
+def _block_fn(plan: _Plan, names: tuple[str, ...], masked: bool):
+  """x1 rows vs x2 (vector or DIAGONAL images), all layers, one call."""
+  track_ntk = "ntk" in names
+
+  def fn(x1, x2, scratch, *mask):
+    k = _block_input(x1, x2, plan.layout, track_ntk, mask[0] if masked else None, plan.input_border)
+    k = k.replace(scratch=scratch)
+    if plan.is_image:
+      k = _run(plan.spatial + [plan.readout], k)
+    return _outputs(_run(plan.vector, k), names)
+  return fn
+
+
+def _full_fn(plan: _Plan, names: tuple[str, ...], masked: bool):
+  """m steps of c pairs (x_a, x_b) of images through the spatial layers and GlobalAvgPool: (m, c) per kernel.
+
+  The steps are a loop inside the compiled program, so its working memory is allocated once per call (fresh
+  pages cost a page fault each, which is slow on virtual machines) and stays in cache between steps.
+  """
+  track_ntk = "ntk" in names
+
+  def fn(xa, xb, scratch, *mask):
+    def step(args):
+      k = _full_input(args[0], args[1], track_ntk, args[2] if masked else None, plan.input_border)
+      return _outputs(_run(plan.spatial + [plan.readout], k.replace(scratch=scratch)), names)
+    return ops.map(step, (xa, xb) + tuple(mask))
+  return fn
+
+
+def _vector_fn(plan: _Plan, names: tuple[str, ...], masked: bool):
+  """The layers after GlobalAvgPool on assembled (n1, n2) blocks."""
+  track_ntk = "ntk" in names
+
+  def fn(nngp, ntk, var1, var2, *mask):
+    k = Kernel(nngp=nngp, ntk=ntk if track_ntk else None, var1=var1, var2=var2, layout=VECTOR, track_ntk=track_ntk,
+               same=mask[0] if masked else None)
+    return _outputs(_run(plan.vector, k), names)
+  return fn
+
+
+def _compiled(key: tuple, make):
+  with _CACHE_LOCK:
+    fn = _CACHE.get(key)
+    if fn is None:
+      fn = _CACHE[key] = backends.current().compile(make())
+    return fn
+
+
+# ------------------------------------------------------------------------------------------------------
+# Driver
+# ------------------------------------------------------------------------------------------------------
+def _call(fn, arrays, dtype):
+  tensors = [ops.convert_to_tensor(a, dtype=dtype if a.dtype != bool else "bool") for a in arrays]
+  return [ops.convert_to_numpy(t) for t in fn(*tensors)]
+
+
+def _map(fn, jobs, threads: int):
+  if threads <= 1 or len(jobs) <= 1:
+    return [fn(job) for job in jobs]
+  with concurrent.futures.ThreadPoolExecutor(min(threads, len(jobs))) as pool:
+    return list(pool.map(fn, jobs))
+
+
+def _even_chunks(n: int, size: int) -> list[tuple[int, int]]:
+  return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _take_padded(x: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
+  if len(index) < size:
+    index = np.concatenate([index, np.full(size - len(index), index[-1])])
+  return x[index]
+
+
+def kernel(spec: _spec.Layer, x1, x2=None, get: str | Sequence[str] = KERNELS, dtype: str = "float64"):
+  requested = _canonical_get(get)
+  names = ("nngp", "ntk") if "ntk" in requested else ("nngp",)  # the NTK recursion needs the NNGP
+  if dtype not in DTYPES:
+    raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+  x1 = np.asarray(x1, dtype=dtype)
+  symmetric = x2 is None or x2 is x1
+  x2 = x1 if x2 is None else np.asarray(x2, dtype=dtype)
+  if x1.shape[1:] != x2.shape[1:]:
+    raise ValueError(f"x1 and x2 must have the same per-example shape, got {x1.shape[1:]} and {x2.shape[1:]}")
+  if not symmetric and x1.shape == x2.shape and np.array_equal(x1, x2):
+    symmetric = True
+  plan = _Plan(spec, x1.shape[1:])
+  backend = backends.current()
+  if dtype == "float64":
+    backend.enable_float64()
+  with backend.kernel_precision():
+    if plan.layout == FULL:
+      result = _full_kernel(spec, plan, x1, x2, symmetric, names, dtype)
+    else:
+      result = _block_kernel(spec, plan, x1, x2, symmetric, names, dtype)
+  out = dict(zip(names, result))
+  return out[get] if isinstance(get, str) else {name: out[name] for name in requested}
+
+
+def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
+  n1, n2 = len(x1), len(x2)
+  threads = host_threads()
+  per_row = n2 * (math.prod(x1.shape[1:3]) if plan.is_image else 1)
+  rows = max(1, min(-(-n1 // threads), BLOCK_ELEMENTS // max(per_row, 1)))
+  chunks = _even_chunks(n1, rows)
+  rows = max(stop - start for start, stop in chunks)
+  key = (spec.describe(), "block", keras.backend.backend(), rows, x2.shape, dtype, names, symmetric)
+  fn = _compiled(key, lambda: _block_fn(plan, names, symmetric))
+  scratch = np.zeros(plan.scratch_size(rows * n2, x1.shape[1:3]) if plan.is_image else 0, dtype)
+
+  def job(chunk):
+    start, stop = chunk
+    index = _take_padded(np.arange(n1), np.arange(start, stop), rows)
+    arrays = [x1[index], x2, scratch]
+    if symmetric:
+      arrays.append(index[:, None] == np.arange(n2)[None, :])
+    return [r[:stop - start] for r in _call(fn, arrays, dtype)]
+
+  parts = _map(job, chunks, threads)
+  return [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
+
+
+def _full_kernel(spec, plan, x1, x2, symmetric, names, dtype):
+  n1, n2 = len(x1), len(x2)
+  if symmetric:
+    data = x1
+    rows, cols = np.triu_indices(n1)
+  else:
+    data = np.concatenate([x1, x2])
+    rows, cols = (a.ravel() for a in np.meshgrid(np.arange(n1), n1 + np.arange(n2), indexing="ij"))
+    if plan.vector_needs_variances:  # self pairs (x, x): per-input variances after pooling
+      extra = np.arange(n1 + n2)
+      rows, cols = np.concatenate([rows, extra]), np.concatenate([cols, extra])
+  pairs = len(rows)
+  threads = host_threads()
+  area = math.prod(x1.shape[1:3])
+  per_job = -(-pairs // threads)
+  size = max(1, min(FULL_CHUNK_ELEMENTS // area**2, per_job))  # pairs per step
+  steps = -(-per_job // size)
+  masked = symmetric or plan.vector_needs_variances
+  key = (spec.describe(), "full", keras.backend.backend(), steps, size, x1.shape[1:], dtype, names, masked)
+  fn = _compiled(key, lambda: _full_fn(plan, names, masked))
+  scratch = np.zeros(plan.scratch_size(size, x1.shape[1:3]), dtype)
+
+  def job(chunk):
+    start, stop = chunk
+    a = _take_padded(rows, np.arange(start, stop), steps * size)
+    b = _take_padded(cols, np.arange(start, stop), steps * size)
+    grid = (steps, size)
+    arrays = [data[a].reshape(grid + data.shape[1:]), data[b].reshape(grid + data.shape[1:]), scratch]
+    arrays += [(a == b).reshape(grid)] if masked else []
+    return [r.reshape(-1)[:stop - start] for r in _call(fn, arrays, dtype)]
+
+  parts = _map(job, _even_chunks(pairs, steps * size), threads)
+  values = [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
+  blocks = []
+  for value in values:
+    if symmetric:
+      block = np.empty((n1, n1), dtype=value.dtype)
+      block[rows, cols] = value
+      block[cols, rows] = value
+    else:
+      block = value[:n1 * n2].reshape(n1, n2)
+    blocks.append(block)
+  if not plan.vector:
+    return blocks
+  # The layers after the pooling, on the assembled (n1, n2) blocks.
+  nngp = blocks[0]
+  if symmetric:
+    var1 = var2 = np.diagonal(nngp).copy()
+  elif plan.vector_needs_variances:
+    var1, var2 = values[0][n1 * n2:n1 * n2 + n1], values[0][n1 * n2 + n1:]
+  else:  # never read: no nonlinearity follows
+    var1, var2 = np.ones(n1, dtype), np.ones(n2, dtype)
+  key = (spec.describe(), "after_pooling", keras.backend.backend(), (n1, n2), dtype, names, symmetric)
+  fn = _compiled(key, lambda: _vector_fn(plan, names, symmetric))
+  ntk = blocks[1] if "ntk" in names else np.zeros_like(nngp)
+  arrays = [nngp, ntk, var1, var2] + ([np.eye(n1, dtype=bool)] if symmetric else [])
+  return _call(fn, arrays, dtype)

@@ -1,0 +1,150 @@
+"""`Kernel`: the state of the infinite-width recursion between layers (cf. NT's `Kernel`, Novak et al. 2020).
+
+Three layouts, chosen per spec by what its readout needs (`_evaluate.plan`):
+
+  VECTOR    nngp, ntk (n1, n2);              var1 (n1,), var2 (n2,)
+  DIAGONAL  nngp, ntk (H, W, n1, n2);        var1 (H, W, n1), var2 (H, W, n2)
+            same-position covariances only: enough for Flatten (and for Conv, whose map never mixes positions
+            p != p' into p == p'); spatial axes lead so stencil shifts move whole contiguous (n1, n2) planes.
+  FULL      nngp, ntk (c, H, W, H, W);       var1 (c, H, W), var2 (c, H, W)
+            all pixel pairs, for c (x_a, x_b) pairs at a time (GlobalAvgPool needs every pair; NT calls this
+            diagonal_spatial=False); var* are the per-pixel variances of x_a and x_b.
+
+`var*` are the per-input, per-position variances k(x, x)[p, p] (NT's cov1/cov2 with diagonal_spatial), kept
+separately because ReLU/Erf need them and they cost n instead of n1 n2.
+
+Spatial tensors may carry a zero `border` around the H x W interior: a Conv reads its taps as slices of the
+bordered tensor. Bordering writes the interior into a recycled buffer from two Conv layers back (an in-place
+dynamic_update_slice for XLA) instead of padding a fresh copy, which would cost a pass over memory per layer.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from keras import ops
+
+VECTOR, DIAGONAL, FULL = "vector", "diagonal", "full"
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+  """NNGP / NTK of a pair of input batches at some layer (module docstring for shapes).
+
+  nngp: pair covariance E[f(x1) f(x2)]; ntk: neural tangent kernel, or None when it is identically 0 (at the
+  input) or not requested (`track_ntk` False). same: boolean mask of pairs (x1_i, x2_j) that are the same
+  input (VECTOR/DIAGONAL: (n1, n2); FULL: (c,)), or None when no input appears on both sides; there the
+  ReLU angle is set to exactly 0 at equal positions.
+  """
+  nngp: Any
+  ntk: Any
+  var1: Any
+  var2: Any
+  layout: str
+  track_ntk: bool
+  same: Any = None
+  spatial_shape: tuple[int, int] | None = None
+  border: int = 0
+  scratch: Any = None  # 1-D zeros input, at least as long as any bordered tensor (see `with_border`)
+  buffers: tuple = ()  # the last two generations of bordered buffers, oldest first (see `with_border`)
+
+  def replace(self, **changes) -> "Kernel":
+    return dataclasses.replace(self, **changes)
+
+  @property
+  def is_image(self) -> bool:
+    return self.layout != VECTOR
+
+  # --- axes -------------------------------------------------------------------------------------------
+  def pair_spatial_axes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Axes of nngp/ntk carrying height and width (two axes each in FULL: p and p' shift together)."""
+    return ((0,), (1,)) if self.layout == DIAGONAL else ((1, 3), (2, 4))
+
+  def var_spatial_axes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    return ((0,), (1,)) if self.layout == DIAGONAL else ((1,), (2,))
+
+  # --- borders ----------------------------------------------------------------------------------------
+  def _trim(self, t):
+    if t is None or self.border == 0:
+      return t
+    b = self.border
+    index = [slice(None)] * len(t.shape)
+    for axes in self.pair_spatial_axes():
+      for axis in axes:
+        index[axis] = slice(b, t.shape[axis] - b)
+    return t[tuple(index)]
+
+  def interior(self) -> "Kernel":
+    """The same kernel without border (a slice, fused by XLA)."""
+    if self.border == 0:
+      return self
+    return self.replace(nngp=self._trim(self.nngp), ntk=self._trim(self.ntk), border=0)
+
+  def with_border(self, width: int) -> "Kernel":
+    """The same kernel with exactly `width` zeros around the spatial interior of nngp and ntk.
+
+    The interior is written (dynamic_update_slice) into a buffer XLA can update in place: one bordered two
+    materialisations ago (dead by now: the Conv that read it has been consumed), or else a copy of the zero
+    `scratch` input. A pad instead (or an update of a zero constant, which XLA turns into a pad) is emitted
+    as a branchy per-element loop over the whole bordered tensor, several times slower than the layer.
+    """
+    if self.border == width:
+      return self
+    k = self.interior()
+    axes = self.pair_spatial_axes()
+    shape = _bordered_shape(k.nngp.shape, width, axes)
+    older = self.buffers[0] if len(self.buffers) == 2 else ()
+    spares = [b for b in older if tuple(b.shape) == shape]
+    nngp = _bordered(k.nngp, width, axes, spares[0] if spares else None, self.scratch)
+    ntk = None
+    if k.ntk is not None:
+      ntk = _bordered(k.ntk, width, axes, spares[1] if len(spares) > 1 else None, self.scratch)
+    generation = (nngp,) if ntk is None else (nngp, ntk)
+    return self.replace(nngp=nngp, ntk=ntk, border=width, buffers=self.buffers[-1:] + (generation,))
+
+  # --- per-input variances broadcast against nngp -----------------------------------------------------
+  def broadcast_vars(self, v1, v2):
+    """v1 (of x1 / x_a) and v2 (of x2 / x_b), shaped like var1/var2, broadcast against the interior."""
+    if self.layout == VECTOR:
+      return v1[:, None], v2[None, :]
+    if self.layout == DIAGONAL:
+      return v1[:, :, :, None], v2[:, :, None, :]
+    return v1[:, :, :, None, None], v2[:, None, None, :, :]
+
+  def same_position_mask(self):
+    """Boolean mask (broadcastable to the interior) of entries pairing an input with itself at one position."""
+    if self.same is None:
+      return None
+    if self.layout == VECTOR:
+      return self.same
+    if self.layout == DIAGONAL:
+      return self.same[None, None]
+    h, w = self.spatial_shape
+    rows = ops.arange(h * w)
+    eye = ops.reshape(rows[:, None] == rows[None, :], (1, h, w, h, w))
+    return ops.logical_and(ops.reshape(self.same, (-1, 1, 1, 1, 1)), eye)
+
+
+def _bordered_shape(shape, width: int, spatial_axes) -> tuple[int, ...]:
+  shape = [int(n) for n in shape]
+  for axes in spatial_axes:
+    for axis in axes:
+      shape[axis] += 2 * width
+  return tuple(shape)
+
+
+def _bordered(t, width: int, spatial_axes, spare, scratch):
+  """t with `width` zeros around its spatial axes, written into `spare` (a dead bordered buffer of the right
+  shape) or into a prefix of the zero vector `scratch`."""
+  start = [0] * len(t.shape)
+  pad = [(0, 0)] * len(t.shape)
+  for axes in spatial_axes:
+    for axis in axes:
+      start[axis], pad[axis] = width, (width, width)
+  shape = _bordered_shape(t.shape, width, spatial_axes)
+  if spare is None:
+    if scratch is None or math.prod(shape) > scratch.shape[0]:
+      return ops.pad(t, pad)
+    spare = ops.reshape(scratch[:math.prod(shape)], shape)
+  return ops.slice_update(spare, start, t)

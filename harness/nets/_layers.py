@@ -1,0 +1,143 @@
+"""Keras layers of the finite networks: Dense / Conv with explicit forward multipliers, and Erf.
+
+`NTKDense` and `NTKConv` compute out = a (x W) + b_mult b with W, b initialised and scaled as the
+parameterization says (`_parameterization.affine_scaling`). They serialise (`get_config`) and round-trip
+through `keras.Model.from_config` and `.keras` files; `reinitialize` draws fresh weights in place.
+"""
+from __future__ import annotations
+
+import numpy as np
+import keras
+from keras import ops
+
+from harness.nets import _parameterization
+
+PACKAGE = "harness_nets"
+
+
+def layer_seed(model_seed: int, index: int) -> int:
+  """Seed of the `index`-th affine layer of a model built with `model_seed` (31-bit, for Keras initializers)."""
+  return int(np.random.SeedSequence([int(model_seed), int(index)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+class _Affine(keras.layers.Layer):
+  """Shared parts of NTKDense / NTKConv: scaling, initialisation, config."""
+
+  def __init__(self, w_std: float = 1.0, b_std: float = 0.0, parameterization: str = "ntk", role: str = "hidden",
+               model_width: int = 1, index: int = 0, seed: int = 0, **kwargs):
+    super().__init__(**kwargs)
+    _parameterization.check_parameterization(parameterization)
+    self.w_std, self.b_std = float(w_std), float(b_std)
+    self.parameterization, self.role = parameterization, role
+    self.model_width, self.index, self.seed = int(model_width), int(index), int(seed)
+
+  def _make_weights(self, kernel_shape: tuple[int, ...], units: int, fan_in: int) -> None:
+    self.fan_in = int(fan_in)
+    self.scaling = _parameterization.affine_scaling(self.parameterization, self.role, self.fan_in, self.w_std,
+                                                    self.b_std)
+    self.kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer=self._initializer("kernel"))
+    self.bias = self.add_weight(name="bias", shape=(units,), initializer=self._initializer("bias"))
+
+  def _initializer(self, which: str, seed: int | None = None):
+    seed = self.seed if seed is None else seed
+    if which == "kernel":
+      return keras.initializers.RandomNormal(0.0, self.scaling.weight_init_std, seed=seed)
+    return keras.initializers.RandomNormal(0.0, self.scaling.bias_init_std, seed=(seed + 1) & 0x7FFFFFFF)
+
+  def reinitialize(self, seed: int) -> None:
+    """Fresh weights from this layer's initial distribution, drawn with `seed`."""
+    for which, variable in (("kernel", self.kernel), ("bias", self.bias)):
+      variable.assign(self._initializer(which, seed)(variable.shape, dtype=variable.dtype))
+
+  def _affine(self, product):
+    return product * self.scaling.weight_multiplier + self.bias * self.scaling.bias_multiplier
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(w_std=self.w_std, b_std=self.b_std, parameterization=self.parameterization, role=self.role,
+                  model_width=self.model_width, index=self.index, seed=self.seed)
+    return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class NTKDense(_Affine):
+  """Dense layer on the last axis (per pixel on images): out = a x W + b_mult b."""
+
+  def __init__(self, units: int, **kwargs):
+    super().__init__(**kwargs)
+    self.units = int(units)
+
+  def build(self, input_shape):
+    fan_in = int(input_shape[-1])
+    self._make_weights((fan_in, self.units), self.units, fan_in)
+
+  def call(self, x):
+    return self._affine(ops.matmul(x, self.kernel))
+
+  def compute_output_shape(self, input_shape):
+    return tuple(input_shape[:-1]) + (self.units,)
+
+  def get_config(self):
+    config = super().get_config()
+    config["units"] = self.units
+    return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class NTKConv(_Affine):
+  """2-D convolution (NHWC): out = a conv(x, W) + b_mult b, fan_in = C * filter area."""
+
+  def __init__(self, filters: int, filter_size: int = 3, strides: int = 1, padding: str = "SAME", **kwargs):
+    super().__init__(**kwargs)
+    self.filters, self.filter_size, self.strides = int(filters), int(filter_size), int(strides)
+    self.padding = padding.upper()
+
+  @property
+  def units(self) -> int:
+    return self.filters
+
+  def build(self, input_shape):
+    channels = int(input_shape[-1])
+    shape = (self.filter_size, self.filter_size, channels, self.filters)
+    self._make_weights(shape, self.filters, channels * self.filter_size**2)
+
+  def call(self, x):
+    return self._affine(ops.conv(x, self.kernel, strides=self.strides, padding=self.padding.lower()))
+
+  def compute_output_shape(self, input_shape):
+    _, h, w, _ = input_shape
+    size = (lambda n: -(-n // self.strides)) if self.padding == "SAME" else (
+        lambda n: (n - self.filter_size) // self.strides + 1)
+    return (input_shape[0], None if h is None else size(h), None if w is None else size(w), self.filters)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(filters=self.filters, filter_size=self.filter_size, strides=self.strides, padding=self.padding)
+    return config
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Erf(keras.layers.Layer):
+  """Elementwise erf activation."""
+
+  def call(self, x):
+    return ops.erf(x)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+
+def affine_layers(model: keras.Model) -> list[_Affine]:
+  """The NTKDense / NTKConv layers of `model`, in the order they were created."""
+  found = []
+  for layer in model._flatten_layers(include_self=False, recursive=True):  # pylint: disable=protected-access
+    if isinstance(layer, _Affine):
+      found.append(layer)
+  return sorted(found, key=lambda layer: layer.index)
+
+
+def reinitialize(model: keras.Model, seed: int) -> keras.Model:
+  """Draw every affine layer's weights afresh, exactly as `spec.keras_model(..., seed=seed)` would."""
+  for layer in affine_layers(model):
+    layer.reinitialize(layer_seed(seed, layer.index))
+  return model

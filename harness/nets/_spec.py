@@ -1,0 +1,476 @@
+"""Layer records: each is one architecture element with its infinite-width kernel map and its Keras builder.
+
+A spec is a tree of frozen dataclasses (`Serial`, `Residual` and the leaf layers). Three walks over it:
+
+  output_shape(shape, path)  shape check; raises ValueError naming the layer (its path in the tree)
+  kernel_fn(kernel)          the NNGP/NTK map (harness/nets/__init__.py documents every formula)
+  build(x, context)          the finite Keras layers (functional API)
+
+Shapes are tuples without the batch axis: (d,) for vectors, (H, W, C) for images; a channel count of None
+stands for the hidden width, which only `keras_model` fixes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import keras
+from keras import ops
+
+from harness.nets import _kernel
+from harness.nets import _kernel_math
+from harness.nets import _layers
+from harness.nets._kernel import DIAGONAL, FULL, VECTOR, Kernel
+
+PAIRS = "pairs"  # layout of per-pair scalars after GlobalAvgPool on FULL kernels: nngp, ntk (c,)
+PADDINGS = ("SAME", "VALID")
+
+
+class Layer:
+  """Base of every spec element. Public methods: `kernel`, `keras_model`, `describe`."""
+
+  def kernel(self, x1, x2=None, get: str | Sequence[str] = ("nngp", "ntk"), dtype: str = "float64"):
+    """Infinite-width NNGP and/or NTK between the rows of x1 and x2 (x1 with itself when x2 is None).
+
+    Returns {name: np.ndarray (len(x1), len(x2))}, or the bare array when `get` is a single name.
+    Compiled once per (spec, shapes, dtype, get) and cached; see harness/nets/_evaluate.py.
+    """
+    from harness.nets import _evaluate  # pylint: disable=import-outside-toplevel
+    return _evaluate.kernel(self, x1, x2, get=get, dtype=dtype)
+
+  def keras_model(self, width: int, input_shape: Sequence[int], num_outputs: int = 1,
+                  parameterization: str = "ntk", seed: int = 0, dtype: str | None = None,
+                  name: str | None = None) -> keras.Model:
+    """The finite network: every hidden Dense/Conv has `width` units/channels, the last Dense `num_outputs`."""
+    return _build_model(self, width, tuple(int(s) for s in input_shape), num_outputs, parameterization, seed,
+                        dtype, name)
+
+  def describe(self) -> str:
+    """Stable text of the architecture (also the compile- and tile-cache key)."""
+    return repr(self)
+
+  # --- internal protocol ------------------------------------------------------------------------------
+  def leaves(self) -> list["Layer"]:
+    """The top-level sequence with serial nesting flattened (Residual stays one element)."""
+    return [self]
+
+  def output_shape(self, shape: tuple, path: str) -> tuple:
+    return shape
+
+  def kernel_fn(self, k: Kernel) -> Kernel:
+    raise NotImplementedError
+
+  def build(self, x, context: "_BuildContext"):
+    raise NotImplementedError
+
+  def has_nonlinearity(self) -> bool:
+    return False
+
+  def _error(self, path: str, message: str) -> ValueError:
+    return ValueError(f"{path} {self!r}: {message}")
+
+
+def _is_image(shape: tuple) -> bool:
+  return len(shape) == 3
+
+
+def _describe_shape(shape: tuple) -> str:
+  return "(" + ", ".join("width" if s is None else str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def _affine(k: Kernel, w_std: float, b_std: float) -> Kernel:
+  """NNGP' = w^2 K + b^2; NTK' = NNGP' + w^2 NTK (NT stax.Dense, NTK parameterization)."""
+  w2, b2 = w_std**2, b_std**2
+  nngp = k.nngp * w2 + b2
+  ntk = None
+  if k.track_ntk:
+    ntk = nngp if k.ntk is None else nngp + k.ntk * w2
+  return k.replace(nngp=nngp, ntk=ntk, var1=k.var1 * w2 + b2, var2=k.var2 * w2 + b2)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Affine layers
+# ------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Dense(Layer):
+  """Fully connected layer, out = w_std/sqrt(fan_in) x W + b_std b; on images it acts per pixel (like NT)."""
+  w_std: float = 1.0
+  b_std: float = 0.0
+
+  def output_shape(self, shape, path):
+    return shape[:-1] + (None,)
+
+  def kernel_fn(self, k):
+    return _affine(k.interior(), self.w_std, self.b_std)
+
+  def build(self, x, context):
+    return context.affine(self, x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv(Layer):
+  """2-D convolution with a square filter, fan_in = C * filter_size^2 (NHWC; padding 'SAME' or 'VALID')."""
+  filter_size: int = 3
+  w_std: float = 1.0
+  b_std: float = 0.0
+  strides: int = 1
+  padding: str = "SAME"
+
+  def __post_init__(self):
+    if self.padding.upper() not in PADDINGS:
+      raise ValueError(f"{self!r}: padding must be one of {PADDINGS}")
+    if self.filter_size < 1 or self.strides < 1:
+      raise ValueError(f"{self!r}: filter_size and strides must be >= 1")
+
+  def geometry(self, size: int) -> tuple[int, tuple[int, int]]:
+    """(output size, (pad before, pad after)) along one spatial axis, as TF/Keras/NT pad."""
+    f, s = self.filter_size, self.strides
+    if self.padding.upper() == "VALID":
+      return (size - f) // s + 1, (0, 0)
+    out = -(-size // s)
+    total = max((out - 1) * s + f - size, 0)
+    return out, (total // 2, total - total // 2)
+
+  def border(self, spatial_shape) -> int:
+    """Zero border this layer reads around an input of `spatial_shape` (its largest pad)."""
+    return max(max(self.geometry(n)[1]) for n in spatial_shape)
+
+  def output_shape(self, shape, path):
+    if not _is_image(shape):
+      raise self._error(path, f"expects an image input (H, W, C), got a vector of shape {_describe_shape(shape)} "
+                              "(a Flatten or GlobalAvgPool comes before it?)")
+    h, w, _ = shape
+    (oh, _), (ow, _) = self.geometry(h), self.geometry(w)
+    if oh < 1 or ow < 1:
+      raise self._error(path, f"filter {self.filter_size} does not fit a {h}x{w} image with padding "
+                              f"{self.padding!r}")
+    return (oh, ow, None)
+
+  def kernel_fn(self, k):
+    (oh, pads_h), (ow, pads_w) = self.geometry(k.spatial_shape[0]), self.geometry(k.spatial_shape[1])
+    pads, out = (pads_h, pads_w), (oh, ow)
+    border = self.border(k.spatial_shape)
+    k = k.with_border(border) if border else k.interior()
+    filt, strides = (self.filter_size,) * 2, (self.strides,) * 2
+
+    def stencil(t, axes, t_border):
+      return _kernel_math.conv_stencil(t, t_border, axes, filt, strides, pads, out)
+
+    def stencil_var(v):
+      axes = k.var_spatial_axes()
+      vp = _kernel_math.pad_spatial(v, border, axes) if border else v
+      return stencil(vp, axes, border)
+
+    nngp = stencil(k.nngp, k.pair_spatial_axes(), border)
+    ntk = None if k.ntk is None else stencil(k.ntk, k.pair_spatial_axes(), border)
+    linear = k.replace(nngp=nngp, ntk=ntk, var1=stencil_var(k.var1), var2=stencil_var(k.var2), border=0,
+                       spatial_shape=out)
+    return _affine(linear, self.w_std, self.b_std)
+
+  def build(self, x, context):
+    return context.affine(self, x)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Nonlinearities
+# ------------------------------------------------------------------------------------------------------
+def _inverse_sqrt_or_zero(v):
+  """(sqrt(v), 1/sqrt(v) or 0 where v = 0), both ending in an op XLA deems expensive (sqrt, divide): then it
+  keeps these small per-input tensors in memory instead of recomputing the variance recursion inside the
+  loop over every pair entry they are broadcast to."""
+  root = ops.sqrt(v)
+  return root, 1.0 / ops.where(v > 0, root, ops.full_like(root, float("inf")))
+
+
+@dataclasses.dataclass(frozen=True)
+class Relu(Layer):
+  """max(x, 0): arc-cosine kernel (Cho & Saul 2009)."""
+
+  def kernel_fn(self, k):
+    k = k.interior()
+    root1, inv1 = _inverse_sqrt_or_zero(k.var1)
+    root2, inv2 = _inverse_sqrt_or_zero(k.var2)
+    n1, n2 = k.broadcast_vars(root1, root2)
+    i1, i2 = k.broadcast_vars(inv1, inv2)
+    nngp, ntk = _kernel_math.relu(k.nngp, k.ntk if k.track_ntk else None, n1, n2, i1, i2,
+                                  k.same_position_mask())
+    if k.track_ntk and k.ntk is None:
+      ntk = None  # 0 * Kdot stays 0
+    return k.replace(nngp=nngp, ntk=ntk, var1=_kernel_math.relu_variance(k.var1),
+                     var2=_kernel_math.relu_variance(k.var2))
+
+  def build(self, x, context):
+    return keras.layers.ReLU(name=context.name("relu"))(x)
+
+  def has_nonlinearity(self):
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Erf(Layer):
+  """erf(x): arcsine kernel (Williams 1997)."""
+
+  def kernel_fn(self, k):
+    k = k.interior()
+    v1, v2 = k.broadcast_vars(k.var1, k.var2)
+    nngp, ntk = _kernel_math.erf(k.nngp, k.ntk if k.track_ntk else None, v1, v2)
+    if k.track_ntk and k.ntk is None:
+      ntk = None
+    return k.replace(nngp=nngp, ntk=ntk, var1=_kernel_math.erf_variance(k.var1),
+                     var2=_kernel_math.erf_variance(k.var2))
+
+  def build(self, x, context):
+    return _layers.Erf(name=context.name("erf"))(x)
+
+  def has_nonlinearity(self):
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity(Layer):
+  """f(x) = x."""
+
+  def kernel_fn(self, k):
+    return k
+
+  def build(self, x, context):
+    return x
+
+
+# ------------------------------------------------------------------------------------------------------
+# Readouts
+# ------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Flatten(Layer):
+  """Images to vectors; kernel: mean over pixels of the same-position covariances (a no-op on vectors)."""
+
+  def output_shape(self, shape, path):
+    if not _is_image(shape):
+      return shape
+    h, w, c = shape
+    return (None if c is None else h * w * c,)
+
+  def kernel_fn(self, k):
+    if k.layout == VECTOR:
+      return k
+    h, w = k.spatial_shape
+    scale = 1.0 / (h * w)
+    if k.layout == DIAGONAL:
+      k = k.with_border(max(k.border, 1))  # sum a buffer in memory, zero border included (see GlobalAvgPool)
+      def mean(t):
+        return None if t is None else ops.sum(t, axis=(0, 1)) * scale
+      var1, var2 = ops.sum(k.var1, axis=(0, 1)) * scale, ops.sum(k.var2, axis=(0, 1)) * scale
+      return Kernel(nngp=mean(k.nngp), ntk=mean(k.ntk), var1=var1, var2=var2, layout=VECTOR,
+                    track_ntk=k.track_ntk, same=k.same)
+    k = k.interior()
+
+    def mean_diagonal(t):
+      if t is None:
+        return None
+      return ops.sum(ops.diagonal(ops.reshape(t, (-1, h * w, h * w)), axis1=1, axis2=2), axis=1) * scale
+    return Kernel(nngp=mean_diagonal(k.nngp), ntk=mean_diagonal(k.ntk), var1=None, var2=None, layout=PAIRS,
+                  track_ntk=k.track_ntk, same=k.same)
+
+  def build(self, x, context):
+    return keras.layers.Flatten(name=context.name("flatten"))(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class GlobalAvgPool(Layer):
+  """Mean over pixels; kernel: mean over all pixel pairs of the full spatial covariance."""
+
+  def output_shape(self, shape, path):
+    if not _is_image(shape):
+      raise self._error(path, f"expects an image input (H, W, C), got a vector of shape {_describe_shape(shape)}")
+    return (shape[-1],)
+
+  def kernel_fn(self, k):
+    if k.layout != FULL:
+      raise ValueError(f"{self!r} needs the full spatial covariance (layout {FULL!r}), got {k.layout!r}")
+    # Sum a bordered buffer in memory (its zero border adds nothing): reducing the last layer's fused
+    # expression directly makes XLA split it into several passes.
+    k = k.with_border(max(k.border, 1))
+    h, w = k.spatial_shape
+    scale = 1.0 / (h * w) ** 2
+
+    def mean(t):
+      return None if t is None else ops.sum(ops.reshape(t, (t.shape[0], -1)), axis=1) * scale
+    return Kernel(nngp=mean(k.nngp), ntk=mean(k.ntk), var1=None, var2=None, layout=PAIRS, track_ntk=k.track_ntk,
+                  same=k.same)
+
+  def build(self, x, context):
+    return keras.layers.GlobalAveragePooling2D(name=context.name("global_avg_pool"))(x)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Combinators
+# ------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Serial(Layer):
+  """Layers applied one after another."""
+  layers: tuple[Layer, ...]
+
+  def __repr__(self):
+    return "serial(" + ", ".join(repr(layer) for layer in self.layers) + ")"
+
+  def leaves(self):
+    return [leaf for layer in self.layers for leaf in layer.leaves()]
+
+  def output_shape(self, shape, path):
+    for i, layer in enumerate(self.layers):
+      shape = layer.output_shape(shape, f"{path}[{i}]")
+    return shape
+
+  def kernel_fn(self, k):
+    for layer in self.layers:
+      k = layer.kernel_fn(k)
+    return k
+
+  def build(self, x, context):
+    for layer in self.layers:
+      x = layer.build(x, context)
+    return x
+
+  def has_nonlinearity(self):
+    return any(layer.has_nonlinearity() for layer in self.layers)
+
+
+def _last_affine(layer: Layer) -> Layer | None:
+  leaves = layer.leaves()
+  return leaves[-1] if leaves and isinstance(leaves[-1], (Dense, Conv)) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Residual(Layer):
+  """x + branch_scale * branch(x); kernel K_x + s^2 K_branch (independent paths in the limit, NT FanInSum)."""
+  branch: Layer
+  branch_scale: float = 1.0
+
+  def __repr__(self):
+    return f"residual({self.branch!r}, branch_scale={self.branch_scale!r})"
+
+  def output_shape(self, shape, path):
+    branch_path = f"{path}.branch"
+    out = self.branch.output_shape(shape, branch_path)
+    if _is_image(out) != _is_image(shape) or out[:-1] != shape[:-1]:
+      raise self._error(path, f"the branch maps {_describe_shape(shape)} to {_describe_shape(out)}; a residual "
+                              "branch must keep the shape")
+    if _last_affine(self.branch) is None:
+      raise self._error(path, "the branch must end in a Dense or Conv layer: only then is it independent of the "
+                              "skip path in the infinite-width limit, so that K = K_x + s^2 K_branch")
+    if shape[-1] is not None:
+      raise self._error(path, f"the skip path carries the {shape[-1]} input channels but the branch outputs "
+                              "`width`; put a Dense/Conv before the residual")
+    return out
+
+  def kernel_fn(self, k):
+    kb = self.branch.kernel_fn(k)
+    k = k.interior()
+    s2 = self.branch_scale**2
+    ntk = None
+    if k.track_ntk:
+      if kb.ntk is None:
+        ntk = k.ntk
+      else:
+        ntk = kb.ntk * s2 if k.ntk is None else k.ntk + kb.ntk * s2
+    return kb.replace(nngp=k.nngp + kb.nngp * s2, ntk=ntk, var1=k.var1 + kb.var1 * s2,
+                      var2=k.var2 + kb.var2 * s2)
+
+  def build(self, x, context):
+    y = self.branch.build(x, context)
+    y = keras.layers.Rescaling(self.branch_scale, name=context.name("branch_scale"))(y)
+    return keras.layers.Add(name=context.name("residual"))([x, y])
+
+  def has_nonlinearity(self):
+    return self.branch.has_nonlinearity()
+
+
+def serial(*layers: Layer) -> Serial:
+  """The layers applied in order."""
+  for layer in layers:
+    if not isinstance(layer, Layer):
+      raise TypeError(f"serial() takes harness.nets layers, got {layer!r}")
+  return Serial(tuple(layers))
+
+
+def residual(branch: Layer, branch_scale: float = 1.0) -> Residual:
+  """x + branch_scale * branch(x)."""
+  if not isinstance(branch, Layer):
+    raise TypeError(f"residual() takes a harness.nets layer as branch, got {branch!r}")
+  return Residual(branch, float(branch_scale))
+
+
+def repeat(layer: Layer, n: int) -> Serial:
+  """serial(layer, layer, ..., layer), n copies (independent weights in the finite network)."""
+  if n < 1:
+    raise ValueError(f"repeat needs n >= 1, got {n}")
+  return Serial((layer,) * n)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Keras models
+# ------------------------------------------------------------------------------------------------------
+class _BuildContext:
+  """Numbers the affine layers, knows the readout, width, parameterization and seeds."""
+
+  def __init__(self, width: int, num_outputs: int, parameterization: str, seed: int, readout_index: int):
+    self.width, self.num_outputs = width, num_outputs
+    self.parameterization, self.seed = parameterization, seed
+    self.readout_index = readout_index
+    self.affine_count = 0
+    self.counts: dict[str, int] = {}
+
+  def name(self, kind: str) -> str:
+    n = self.counts.get(kind, 0)
+    self.counts[kind] = n + 1
+    return f"{kind}_{n}"
+
+  def affine(self, layer: Layer, x):
+    index = self.affine_count
+    self.affine_count += 1
+    readout = index == self.readout_index
+    role = "readout" if readout else ("input" if index == 0 else "hidden")
+    units = self.num_outputs if readout else self.width
+    common = dict(w_std=layer.w_std, b_std=layer.b_std, parameterization=self.parameterization, role=role,
+                  model_width=self.width, index=index, seed=_layers.layer_seed(self.seed, index))
+    if isinstance(layer, Conv):
+      keras_layer = _layers.NTKConv(units, filter_size=layer.filter_size, strides=layer.strides,
+                                    padding=layer.padding, name=self.name("conv"), **common)
+    else:
+      keras_layer = _layers.NTKDense(units, name=self.name("dense"), **common)
+    return keras_layer(x)
+
+
+def _affine_sequence(layer: Layer) -> list[Layer]:
+  """Dense/Conv leaves in build order, residual branches included."""
+  if isinstance(layer, Serial):
+    return [a for sub in layer.layers for a in _affine_sequence(sub)]
+  if isinstance(layer, Residual):
+    return _affine_sequence(layer.branch)
+  return [layer] if isinstance(layer, (Dense, Conv)) else []
+
+
+def check_shapes(spec: Layer, input_shape: tuple) -> tuple:
+  """Output shape of `spec` on `input_shape`, or ValueError naming the first layer that does not fit."""
+  if len(input_shape) not in (1, 3):
+    raise ValueError(f"inputs must be vectors (d,) or NHWC images (H, W, C), got per-example shape {input_shape}")
+  return spec.output_shape(tuple(input_shape), "spec")
+
+
+def _build_model(spec: Layer, width: int, input_shape: tuple, num_outputs: int, parameterization: str, seed: int,
+                 dtype, name) -> keras.Model:
+  from harness.nets import _parameterization  # pylint: disable=import-outside-toplevel
+  _parameterization.check_parameterization(parameterization)
+  if width < 1 or num_outputs < 1:
+    raise ValueError(f"width and num_outputs must be >= 1, got {width}, {num_outputs}")
+  out = check_shapes(spec, input_shape)
+  if _is_image(out):
+    raise ValueError(f"{spec!r} ends with an image {_describe_shape(out)}; add Flatten() or GlobalAvgPool() and "
+                     "a Dense readout")
+  affine = _affine_sequence(spec)
+  if not affine or not isinstance(affine[-1], Dense) or not isinstance(spec.leaves()[-1], Dense):
+    raise ValueError(f"{spec!r} must end with a Dense readout layer")
+  context = _BuildContext(width, num_outputs, parameterization, seed, readout_index=len(affine) - 1)
+  inputs = keras.Input(shape=input_shape, dtype=dtype, name="inputs")
+  outputs = spec.build(inputs, context)
+  return keras.Model(inputs, outputs, name=name or f"{parameterization}_width{width}")

@@ -1,0 +1,41 @@
+"""JAX pieces of harness.nets (see harness/nets/backends/__init__.py)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+
+
+def compile(fn: Callable) -> Callable:  # pylint: disable=redefined-builtin
+  """XLA-compiled `fn` (jax.jit)."""
+  return jax.jit(fn)
+
+
+def kernel_precision():
+  """float32 matmuls in full precision while kernels are traced (the default TF32-like mode is off)."""
+  return jax.default_matmul_precision("highest")
+
+
+def enable_float64() -> None:
+  """float64 arrays need jax_enable_x64 (process-wide; float32 code is unaffected)."""
+  if not jax.config.jax_enable_x64:
+    jax.config.update("jax_enable_x64", True)
+
+
+def has_accelerator() -> bool:
+  return jax.default_backend() != "cpu"
+
+
+def jacobian(fn: Callable, params: list, x) -> list:
+  """d fn(params, x) / d params for a batch: one (batch, outputs, *param.shape) array per parameter."""
+  return jax.jacrev(fn, argnums=0)(params, x)
+
+
+def devices() -> list:
+  """Devices kernel tiles may go to: those of JAX's default backend (GPUs/TPUs, or the host CPU devices)."""
+  return list(jax.devices())
+
+
+def device_scope(device):
+  """Context running uncommitted arrays and jitted calls inside it on `device`."""
+  return jax.default_device(device)

@@ -1,0 +1,81 @@
+"""TensorFlow pieces of harness.nets (see harness/nets/backends/__init__.py)."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Callable
+
+import tensorflow as tf
+
+_TF32_LOCK = threading.Lock()
+
+
+class _DropRetracingWarning(logging.Filter):
+  """TF warns when tf.functions made at one code location trace often. harness.nets makes one tf.function per
+  (spec, shapes, dtype) and caches it (harness/nets/_evaluate.py), so each traces once: the warning, which
+  counts all of them together, would only be noise."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_DropRetracingWarning())
+_TF32_USERS = 0
+_TF32_SAVED = None
+
+
+def compile(fn: Callable) -> Callable:  # pylint: disable=redefined-builtin
+  """XLA-compiled `fn` (retraced per input shape/dtype, like jax.jit)."""
+  return tf.function(fn, jit_compile=True, autograph=False)
+
+
+@contextlib.contextmanager
+def kernel_precision():
+  """TF32 off while kernels are traced and run (a process-wide TF switch, so reference counted)."""
+  global _TF32_USERS, _TF32_SAVED
+  with _TF32_LOCK:
+    if _TF32_USERS == 0:
+      _TF32_SAVED = tf.config.experimental.tensor_float_32_execution_enabled()
+      tf.config.experimental.enable_tensor_float_32_execution(False)
+    _TF32_USERS += 1
+  try:
+    yield
+  finally:
+    with _TF32_LOCK:
+      _TF32_USERS -= 1
+      if _TF32_USERS == 0:
+        tf.config.experimental.enable_tensor_float_32_execution(_TF32_SAVED)
+
+
+def enable_float64() -> None:
+  """TensorFlow always has float64."""
+
+
+def has_accelerator() -> bool:
+  return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def jacobian(fn: Callable, params: list, x) -> list:
+  """d fn(params, x) / d params for a batch: one (batch, outputs, *param.shape) tensor per parameter.
+
+  Per-example Jacobians are vectorised with pfor (`GradientTape.jacobian`), inside the compiled function.
+  """
+  with tf.GradientTape(watch_accessed_variables=False) as tape:
+    tape.watch(params)
+    y = fn(params, x)
+  return tape.jacobian(y, params, experimental_use_pfor=True)
+
+
+def devices() -> list[str]:
+  """Logical devices kernel tiles may go to: every GPU/TPU, else every logical CPU device."""
+  for kind in ("GPU", "TPU", "CPU"):
+    found = tf.config.list_logical_devices(kind)
+    if found:
+      return [d.name for d in found]
+  return []
+
+
+def device_scope(device: str):
+  """Context placing the ops created and run inside it on `device`."""
+  return tf.device(device)

@@ -1,0 +1,176 @@
+"""Empirical (finite-width) kernels of Keras models, and their Monte Carlo average over initialisations.
+
+Empirical NTK (Jacot et al. 2018, arXiv 1806.07572, Eq. for Theta; NT `empirical_ntk_fn` with
+`trace_axes=(-1,)`): for a model f(theta, x) with k outputs,
+
+    Theta(x1, x2) = 1/k sum_o sum_p  d f_o(x1)/d theta_p  d f_o(x2)/d theta_p,
+
+summed over every trainable parameter and averaged (traced) over outputs; with `trace_outputs=False` the
+(n1, n2, k, k) matrix sum_p J1[:, o] J2[:, o']^T. Inputs are processed in batches (the last one padded to
+full size so the Jacobian compiles once); peak memory is two Jacobians, 2 x batch_size x k x #params
+floats. The Jacobian itself is the one backend-specific piece (`backends/<name>.py: jacobian`).
+
+Monte Carlo kernels (NT `monte_carlo_kernel_fn`): the mean over `n_samples` independently initialised
+networks of the output covariance f(x1) f(x2)^T / k (NNGP) and of the empirical NTK. Both converge to the
+analytic kernels as width -> inf and n_samples -> inf in the NTK parameterization. In the standard
+parameterization the NNGP converges too, but the NTK does not have a width-independent limit: the
+gradient with respect to a weight of fan-in n is O(1) while there are O(n) of them per unit, so the
+parameter sum grows like the width (NT's standard-parameterization NTK is finite only after the
+learning rate is scaled by 1/width, which it folds into the kernel).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_NUM_OUTPUTS = 16
+KERNELS = ("nngp", "ntk")
+
+
+def _backend():
+  from harness.nets import backends  # pylint: disable=import-outside-toplevel
+  return backends.current()
+
+
+def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
+  return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+
+def _padded(x: np.ndarray, start: int, stop: int, size: int) -> np.ndarray:
+  block = x[start:stop]
+  if block.shape[0] == size:
+    return block
+  return np.pad(block, [(0, size - block.shape[0])] + [(0, 0)] * (x.ndim - 1), mode="edge")
+
+
+class _Contractions:
+  """Compiled functions of (trainable values, non-trainable values, inputs) for one model structure.
+
+  Holding these per structure lets Monte Carlo reuse one compiled graph across initialisations.
+  """
+
+  def __init__(self, model: keras.Model, trace_outputs: bool):
+    backend = _backend()
+    self.trace_outputs = trace_outputs
+
+    def forward(params, non_trainable, x):
+      y, _ = model.stateless_call(params, non_trainable, x, training=False)
+      return y
+
+    def jacobians(params, non_trainable, x):
+      flat = backend.jacobian(lambda p, xx: forward(p, non_trainable, xx), params, x)
+      b = keras.ops.shape(x)[0]
+      return [keras.ops.reshape(j, (b, keras.ops.shape(j)[1], -1)) for j in flat]
+
+    def contract(ja, jb):
+      total = None
+      for a, b in zip(ja, jb):
+        if trace_outputs:
+          term = keras.ops.einsum("akp,bkp->ab", a, b) / keras.ops.cast(keras.ops.shape(a)[1], a.dtype)
+        else:
+          term = keras.ops.einsum("akp,blp->abkl", a, b)
+        total = term if total is None else total + term
+      return total
+
+    def ntk_pair(params, non_trainable, xa, xb):
+      return contract(jacobians(params, non_trainable, xa), jacobians(params, non_trainable, xb))
+
+    def ntk_same(params, non_trainable, xa):
+      ja = jacobians(params, non_trainable, xa)
+      return contract(ja, ja)
+
+    self.forward = backend.compile(forward)
+    self.ntk_pair = backend.compile(ntk_pair)
+    self.ntk_same = backend.compile(ntk_same)
+
+
+def _values(model: keras.Model) -> tuple[list, list]:
+  return [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]
+
+
+def _ntk(contractions: _Contractions, params, non_trainable, x1: np.ndarray, x2: np.ndarray | None,
+         batch_size: int) -> np.ndarray:
+  symmetric = x2 is None
+  other = x1 if symmetric else x2
+  rows, cols = _batches(x1.shape[0], batch_size), _batches(other.shape[0], batch_size)
+  size = min(batch_size, max(x1.shape[0], other.shape[0]))
+  out = None
+  for i, (r0, r1) in enumerate(rows):
+    xa = _padded(x1, r0, r1, size)
+    for j, (c0, c1) in enumerate(cols):
+      if symmetric and j < i:
+        continue
+      if symmetric and i == j:
+        block = contractions.ntk_same(params, non_trainable, xa)
+      else:
+        block = contractions.ntk_pair(params, non_trainable, xa, _padded(other, c0, c1, size))
+      block = keras.ops.convert_to_numpy(block)[:r1 - r0, :c1 - c0]
+      if out is None:
+        out = np.empty((x1.shape[0], other.shape[0]) + block.shape[2:], dtype=block.dtype)
+      out[r0:r1, c0:c1] = block
+      if symmetric and i != j:
+        out[c0:c1, r0:r1] = np.swapaxes(block, 0, 1) if block.ndim == 2 else block.transpose(1, 0, 3, 2)
+  return out
+
+
+def empirical_ntk(model: keras.Model, x1: np.ndarray, x2: np.ndarray | None = None,
+                  batch_size: int = DEFAULT_BATCH_SIZE, trace_outputs: bool = True) -> np.ndarray:
+  """Finite-width NTK of `model` at its current weights (module docstring): (n1, n2) or (n1, n2, k, k)."""
+  dtype = model.trainable_variables[0].dtype
+  x1 = np.asarray(x1, dtype=dtype)
+  x2 = None if x2 is None else np.asarray(x2, dtype=dtype)
+  params, non_trainable = _values(model)
+  return _ntk(_Contractions(model, trace_outputs), params, non_trainable, x1, x2, batch_size)
+
+
+def empirical_nngp(model: keras.Model, x1: np.ndarray, x2: np.ndarray | None = None,
+                   trace_outputs: bool = True) -> np.ndarray:
+  """Output outer product of one network, f(x1) f(x2)^T / k (NT `empirical_nngp_fn`, trace_axes=(-1,))."""
+  f1 = np.asarray(model(np.asarray(x1, dtype=model.trainable_variables[0].dtype), training=False))
+  f2 = f1 if x2 is None else np.asarray(model(np.asarray(x2, dtype=f1.dtype), training=False))
+  if trace_outputs:
+    return f1 @ f2.T / f1.shape[1]
+  return np.einsum("ak,bl->abkl", f1, f2)
+
+
+def monte_carlo_kernels(spec, x1: np.ndarray, x2: np.ndarray | None = None, *, width: int, n_samples: int,
+                        parameterization: str = "ntk", get: str | Sequence[str] = KERNELS, seed: int = 0,
+                        input_shape: Sequence[int] | None = None, num_outputs: int = DEFAULT_NUM_OUTPUTS,
+                        batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, np.ndarray] | np.ndarray:
+  """Mean of empirical NNGP / NTK over `n_samples` nets `spec.keras_model(width, ..., seed=seed + s)`.
+
+  Returns {name: (n1, n2)} or the bare array when `get` is a string. `input_shape` defaults to
+  x1.shape[1:]. Every sample is a fresh initialisation; the compiled forward / Jacobian graph is shared.
+  """
+  names = (get,) if isinstance(get, str) else tuple(get)
+  if not names or any(g not in KERNELS for g in names):
+    raise ValueError(f"get must name some of {KERNELS}, got {get!r}")
+  if n_samples < 1:
+    raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+  input_shape = tuple(x1.shape[1:] if input_shape is None else input_shape)
+
+  def build(s: int) -> keras.Model:
+    return spec.keras_model(width=width, input_shape=input_shape, num_outputs=num_outputs,
+                            parameterization=parameterization, seed=seed + s)
+
+  template = build(0)
+  dtype = template.trainable_variables[0].dtype
+  x1 = np.asarray(x1, dtype=dtype)
+  x2 = None if x2 is None else np.asarray(x2, dtype=dtype)
+  both = x1 if x2 is None else np.concatenate([x1, x2])
+  contractions = _Contractions(template, trace_outputs=True)
+  totals = {g: 0.0 for g in names}
+  for s in range(n_samples):
+    params, non_trainable = _values(template if s == 0 else build(s))
+    if "nngp" in names:
+      f = keras.ops.convert_to_numpy(contractions.forward(params, non_trainable, both)).astype(np.float64)
+      f1, f2 = f[:x1.shape[0]], f[x1.shape[0]:] if x2 is not None else f
+      totals["nngp"] = totals["nngp"] + f1 @ f2.T / f.shape[1]
+    if "ntk" in names:
+      totals["ntk"] = totals["ntk"] + _ntk(contractions, params, non_trainable, x1, x2,
+                                           batch_size).astype(np.float64)
+  means = {g: totals[g] / n_samples for g in names}
+  return means[get] if isinstance(get, str) else means

@@ -1,0 +1,238 @@
+"""Large NNGP / NTK matrices in bounded memory: tiles, resumable on-disk cache, several devices.
+
+`kernel_tiled(spec, x1, x2)` splits the (n1, n2) kernel into tile_size x tile_size blocks and calls
+`spec.kernel` on each pair of input blocks. The last block of each side is padded (edge rows repeated,
+their entries dropped) to the full tile shape so every call has the same shapes and compiles once. For
+the train-train case (x2 None) only the tiles on and above the diagonal are computed and the lower
+triangle is mirrored, nearly halving the work.
+
+Memory: besides the (n1, n2) result arrays (8 bytes an entry in float64; pass tile_size small enough
+that one `spec.kernel(tile_size inputs, tile_size inputs)` call fits), the peak is that of one kernel
+call per device: O(tile_size^2 x per-pair intermediates), e.g. tile_size^2 x (H W)^2 floats for a CNN
+layer without pooling (NT stax convention), independent of n1 and n2.
+
+Resuming: with `cache_dir`, every finished tile is written atomically (temporary file + os.replace) to
+`cache_dir/<key>/tile_<i>_<j>.npz`, where the key hashes the spec description, the input arrays, get,
+dtype and tile size. A rerun after a crash or kill loads finished tiles and computes only the rest.
+
+Devices: tiles go round-robin to every visible accelerator (or every logical CPU device when there is no
+accelerator) of the active Keras backend, one worker thread per device; the backend modules say which
+devices exist and how to place work on one (`devices()`, `device_scope(device)`).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import os
+import queue
+import tempfile
+import threading
+from typing import Callable, Iterable, Sequence
+
+import keras
+import numpy as np
+
+DEFAULT_TILE_SIZE = 256
+KERNELS = ("nngp", "ntk")
+
+
+def _canonical_get(get: str | Sequence[str]) -> tuple[str, ...]:
+  names = (get,) if isinstance(get, str) else tuple(get)
+  unknown = [g for g in names if g not in KERNELS]
+  if not names or unknown:
+    raise ValueError(f"get must name some of {KERNELS}, got {get!r}")
+  return names
+
+
+def _describe(spec) -> str:
+  """A stable text of the architecture for the cache key (the spec's own description when it has one)."""
+  describe = getattr(spec, "describe", None)
+  return describe() if callable(describe) else repr(spec)
+
+
+def _hash_array(digest, x: np.ndarray) -> None:
+  x = np.ascontiguousarray(x)
+  digest.update(f"{x.dtype.str}{x.shape}".encode())
+  digest.update(x.tobytes())
+
+
+def cache_key(spec, x1: np.ndarray, x2: np.ndarray | None, get: tuple[str, ...], dtype: str,
+              tile_size: int) -> str:
+  """sha256 over spec description, inputs, get, dtype and tile size (first 20 hex digits)."""
+  digest = hashlib.sha256()
+  digest.update(_describe(spec).encode())
+  digest.update(f"|get={','.join(get)}|dtype={dtype}|tile={tile_size}|".encode())
+  _hash_array(digest, x1)
+  if x2 is None:
+    digest.update(b"|x2=None|")
+  else:
+    _hash_array(digest, x2)
+  return digest.hexdigest()[:20]
+
+
+def _backend():
+  """The backend module of harness.nets for the active Keras backend (devices, device_scope)."""
+  from harness.nets import backends  # pylint: disable=import-outside-toplevel
+  return backends.current()
+
+
+def _blocks(n: int, tile_size: int) -> list[tuple[int, int]]:
+  return [(start, min(start + tile_size, n)) for start in range(0, n, tile_size)]
+
+
+def _padded(x: np.ndarray, start: int, stop: int, tile_size: int) -> np.ndarray:
+  block = x[start:stop]
+  if block.shape[0] == tile_size:
+    return block
+  pad = [(0, tile_size - block.shape[0])] + [(0, 0)] * (x.ndim - 1)
+  return np.pad(block, pad, mode="edge")
+
+
+def tile_indices(n1: int, n2: int | None, tile_size: int) -> list[tuple[int, int]]:
+  """(row tile, column tile) pairs to compute: all of them, or the upper triangle when n2 is None."""
+  rows = len(_blocks(n1, tile_size))
+  if n2 is None:
+    return [(i, j) for i in range(rows) for j in range(i, rows)]
+  return [(i, j) for i in range(rows) for j in range(len(_blocks(n2, tile_size)))]
+
+
+def _save_tile(path: str, tile: dict[str, np.ndarray]) -> None:
+  directory = os.path.dirname(path)
+  fd, tmp = tempfile.mkstemp(prefix=".tile-", suffix=".npz", dir=directory)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, **tile)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def _load_tile(path: str, get: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+  try:
+    with np.load(path) as data:
+      return {g: data[g] for g in get}
+  except (OSError, KeyError, ValueError):
+    return None  # unreadable or foreign file: recompute
+
+
+def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | Sequence[str] = KERNELS,
+                 dtype: str = "float64", tile_size: int = DEFAULT_TILE_SIZE, cache_dir: str | None = None,
+                 progress: bool = True, devices: Sequence | None = None,
+                 on_tile: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray] | np.ndarray:
+  """`spec.kernel(x1, x2, get, dtype)` computed tile by tile (module docstring).
+
+  Returns the same as `spec.kernel`: a dict {name: (n1, n2) array}, or the bare array when `get` is a
+  string. `devices`: override the backend's device list (e.g. one device to force serial work).
+  `on_tile(i, j)` is called after tile (i, j) is stored (and cached); an exception from it stops the run
+  with all tiles finished so far kept in the cache.
+  """
+  names = _canonical_get(get)
+  x1 = np.asarray(x1)
+  x2 = None if x2 is None else np.asarray(x2)
+  if tile_size < 1:
+    raise ValueError(f"tile_size must be >= 1, got {tile_size}")
+  n1 = x1.shape[0]
+  symmetric = x2 is None
+  other = x1 if symmetric else x2
+  n2 = other.shape[0]
+  rows, cols = _blocks(n1, tile_size), _blocks(n2, tile_size)
+  todo = tile_indices(n1, None if symmetric else n2, tile_size)
+  out = {g: np.empty((n1, n2), dtype=np.dtype(dtype)) for g in names}
+
+  tile_dir = None
+  if cache_dir is not None:
+    key = cache_key(spec, x1, x2, names, dtype, tile_size)
+    tile_dir = os.path.join(cache_dir, key)
+    os.makedirs(tile_dir, exist_ok=True)
+    manifest = os.path.join(tile_dir, "manifest.json")
+    if not os.path.exists(manifest):
+      with open(manifest + ".tmp", "w") as f:
+        json.dump({"spec": _describe(spec), "x1_shape": list(x1.shape),
+                   "x2_shape": None if symmetric else list(x2.shape), "get": list(names), "dtype": dtype,
+                   "tile_size": tile_size, "tiles": len(todo)}, f, indent=1)
+      os.replace(manifest + ".tmp", manifest)
+
+  def place(i: int, j: int, tile: dict[str, np.ndarray]) -> None:
+    (r0, r1), (c0, c1) = rows[i], cols[j]
+    for g in names:
+      block = np.asarray(tile[g])[:r1 - r0, :c1 - c0]
+      out[g][r0:r1, c0:c1] = block
+      if symmetric and i != j:
+        out[g][c0:c1, r0:r1] = block.T
+
+  def tile_path(i: int, j: int) -> str | None:
+    return None if tile_dir is None else os.path.join(tile_dir, f"tile_{i}_{j}.npz")
+
+  remaining = []
+  for i, j in todo:
+    path = tile_path(i, j)
+    cached = _load_tile(path, names) if path is not None and os.path.exists(path) else None
+    if cached is None:
+      remaining.append((i, j))
+    else:
+      place(i, j, cached)
+
+  bar = keras.utils.Progbar(len(todo), unit_name="tile") if progress else None
+  if bar is not None:
+    bar.update(len(todo) - len(remaining))
+
+  def compute(i: int, j: int) -> dict[str, np.ndarray]:
+    a = _padded(x1, *rows[i], tile_size)
+    b = _padded(other, *cols[j], tile_size)
+    result = spec.kernel(a, b, get=names, dtype=dtype)
+    return {g: np.asarray(result[g]) for g in names}
+
+  def finish(i: int, j: int, tile: dict[str, np.ndarray]) -> None:
+    path = tile_path(i, j)
+    if path is not None:
+      _save_tile(path, tile)
+    place(i, j, tile)
+    if bar is not None:
+      bar.add(1)
+    if on_tile is not None:
+      on_tile(i, j)
+
+  backend = _backend()
+  device_list = list(backend.devices() if devices is None else devices)
+  if len(device_list) <= 1 or len(remaining) <= 1:
+    for i, j in remaining:
+      with backend.device_scope(device_list[0]) if device_list else contextlib.nullcontext():
+        tile = compute(i, j)
+      finish(i, j, tile)
+  else:
+    _run_on_devices(device_list, remaining, compute, finish)
+
+  if isinstance(get, str):
+    return out[get]
+  return out
+
+
+def _run_on_devices(device_list: list, remaining: Iterable[tuple[int, int]],
+                    compute: Callable[[int, int], dict], finish: Callable[[int, int, dict], None]) -> None:
+  """One worker thread per device computes tiles; the calling thread stores them (and runs callbacks)."""
+  backend = _backend()
+  free = queue.SimpleQueue()
+  for device in device_list:
+    free.put(device)
+  local = threading.local()
+
+  def bind_device() -> None:
+    local.device = free.get()
+
+  def task(i: int, j: int) -> tuple[int, int, dict]:
+    with backend.device_scope(local.device):
+      return i, j, compute(i, j)
+
+  with concurrent.futures.ThreadPoolExecutor(len(device_list), initializer=bind_device) as pool:
+    futures = [pool.submit(task, i, j) for i, j in remaining]
+    try:
+      for future in concurrent.futures.as_completed(futures):
+        finish(*future.result())
+    except BaseException:
+      for future in futures:
+        future.cancel()
+      raise

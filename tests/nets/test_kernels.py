@@ -1,0 +1,294 @@
+"""Analytic NNGP / NTK of harness.nets specs: closed forms, an independent numpy recursion, structure, errors."""
+import math
+
+import numpy as np
+import pytest
+
+from harness import nets
+from harness.nets import _evaluate
+from tests.nets import helpers
+
+SEED = 0
+SQRT2 = math.sqrt(2.0)
+RTOL = 1e-12  # float64 against numpy formulas (different summation orders only)
+KERNELS = ("nngp", "ntk")
+
+
+def _images(n, size=5, channels=3, seed=SEED):
+  return np.random.default_rng(seed).standard_normal((n, size, size, channels))
+
+
+def _vectors(n, dim=7, seed=SEED):
+  return np.random.default_rng(seed).standard_normal((n, dim))
+
+
+def _two_layer(nonlinearity, w1=1.5, b1=0.2, w2=1.3, b2=0.1):
+  return nets.serial(nets.Dense(w_std=w1, b_std=b1), nonlinearity(), nets.Dense(w_std=w2, b_std=b2))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Closed forms by hand
+# ------------------------------------------------------------------------------------------------------
+@pytest.mark.backend_portable
+def test_one_hidden_layer_relu_at_sixty_degrees():
+  """Two unit inputs at 60 degrees: K0 = [[1, 1/2], [1/2, 1]] (x.x'/d with d = 2)."""
+  w1, b1, w2, b2 = 1.5, 0.2, 1.3, 0.1
+  x = np.array([[SQRT2, 0.0], [SQRT2 * math.cos(math.pi / 3), SQRT2 * math.sin(math.pi / 3)]])
+  k0 = x @ x.T / 2
+  np.testing.assert_allclose(k0, [[1, 0.5], [0.5, 1]], atol=1e-15)
+  k1 = w1**2 * k0 + b1**2  # Dense; NTK after it equals k1 (input NTK 0)
+  q = k1[0, 0]  # both diagonal entries are equal
+  theta = math.acos(k1[0, 1] / q)
+  relu = np.array([[q / 2, 0.0], [0.0, q / 2]])  # theta = 0 on the diagonal
+  relu[0, 1] = relu[1, 0] = q / (2 * math.pi) * (math.sin(theta) + (math.pi - theta) * math.cos(theta))
+  kdot = np.array([[0.5, (math.pi - theta) / (2 * math.pi)], [(math.pi - theta) / (2 * math.pi), 0.5]])
+  nngp = w2**2 * relu + b2**2
+  ntk = nngp + w2**2 * (k1 * kdot)
+  got = _two_layer(nets.Relu, w1, b1, w2, b2).kernel(x, get=KERNELS)
+  np.testing.assert_allclose(got["nngp"], nngp, rtol=RTOL)
+  np.testing.assert_allclose(got["ntk"], ntk, rtol=RTOL)
+
+
+@pytest.mark.backend_portable
+def test_one_hidden_layer_erf_closed_form():
+  w1, b1, w2, b2 = 1.1, 0.3, 0.9, 0.2
+  x1, x2 = _vectors(3), _vectors(4, seed=1)
+  k12 = w1**2 * x1 @ x2.T / x1.shape[1] + b1**2
+  k11 = w1**2 * np.sum(x1**2, 1) / x1.shape[1] + b1**2
+  k22 = w1**2 * np.sum(x2**2, 1) / x2.shape[1] + b1**2
+  a = np.outer(1 + 2 * k11, 1 + 2 * k22)
+  nngp = w2**2 * 2 / math.pi * np.arcsin(2 * k12 / np.sqrt(a)) + b2**2
+  ntk = nngp + w2**2 * k12 * 4 / math.pi / np.sqrt(a - 4 * k12**2)
+  got = _two_layer(nets.Erf, w1, b1, w2, b2).kernel(x1, x2)
+  np.testing.assert_allclose(got["nngp"], nngp, rtol=RTOL)
+  np.testing.assert_allclose(got["ntk"], ntk, rtol=RTOL)
+
+
+@pytest.mark.backend_portable
+def test_identity_is_the_linear_network():
+  x1, x2 = _vectors(3), _vectors(2, seed=1)
+  spec = nets.serial(nets.Dense(w_std=1.2, b_std=0.5), nets.Identity(), nets.Dense(w_std=0.7, b_std=0.1))
+  k0 = x1 @ x2.T / x1.shape[1]
+  k1 = 1.2**2 * k0 + 0.25
+  nngp = 0.49 * k1 + 0.01
+  got = spec.kernel(x1, x2)
+  np.testing.assert_allclose(got["nngp"], nngp, rtol=RTOL)
+  np.testing.assert_allclose(got["ntk"], nngp + 0.49 * k1, rtol=RTOL)
+
+
+# ------------------------------------------------------------------------------------------------------
+# CNNs against an independent numpy recursion (full spatial covariances, explicit loops)
+# ------------------------------------------------------------------------------------------------------
+CNN_CASES = {
+    "same_flatten": ([nets.Conv(3, SQRT2, 0.1), nets.Relu(), nets.Conv(3, SQRT2, 0.1), nets.Relu(), nets.Flatten(),
+                      nets.Dense(SQRT2, 0.1)],
+                     [("conv", 3, 1, "SAME", SQRT2, 0.1), ("relu",), ("conv", 3, 1, "SAME", SQRT2, 0.1), ("relu",),
+                      ("flatten",), ("dense", SQRT2, 0.1)]),
+    "same_gap": ([nets.Conv(3, SQRT2, 0.1), nets.Relu(), nets.Conv(3, SQRT2, 0.1), nets.Erf(), nets.GlobalAvgPool(),
+                  nets.Dense(SQRT2, 0.1)],
+                 [("conv", 3, 1, "SAME", SQRT2, 0.1), ("relu",), ("conv", 3, 1, "SAME", SQRT2, 0.1), ("erf",),
+                  ("gap",), ("dense", SQRT2, 0.1)]),
+    "strided_valid": ([nets.Conv(3, 1.3, 0.2, strides=2), nets.Relu(), nets.Conv(2, 1.1, 0.0, padding="VALID"),
+                       nets.Relu(), nets.Flatten(), nets.Dense(1.0, 0.3)],
+                      [("conv", 3, 2, "SAME", 1.3, 0.2), ("relu",), ("conv", 2, 1, "VALID", 1.1, 0.0), ("relu",),
+                       ("flatten",), ("dense", 1.0, 0.3)]),
+    "even_filter_gap": ([nets.Conv(2, 1.4, 0.1), nets.Relu(), nets.Dense(1.2, 0.1), nets.Relu(),
+                         nets.GlobalAvgPool(), nets.Dense(1.0, 0.0)],
+                        [("conv", 2, 1, "SAME", 1.4, 0.1), ("relu",), ("dense", 1.2, 0.1), ("relu",), ("gap",),
+                         ("dense", 1.0, 0.0)]),
+    "head_after_pool": ([nets.Conv(3, SQRT2, 0.1), nets.Relu(), nets.GlobalAvgPool(), nets.Dense(1.5, 0.2),
+                         nets.Relu(), nets.Dense(1.0, 0.1)],
+                        [("conv", 3, 1, "SAME", SQRT2, 0.1), ("relu",), ("gap",), ("dense", 1.5, 0.2), ("relu",),
+                         ("dense", 1.0, 0.1)]),
+}
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("case", sorted(CNN_CASES))
+def test_cnn_kernels_match_numpy_recursion(case):
+  layers, reference = CNN_CASES[case]
+  x1, x2 = _images(3), _images(2, seed=1)
+  want_nngp, want_ntk = helpers.numpy_cnn_kernels(x1, x2, reference)
+  got = nets.serial(*layers).kernel(x1, x2)
+  assert helpers.relative_error(got["nngp"], want_nngp) < RTOL
+  assert helpers.relative_error(got["ntk"], want_ntk) < RTOL
+
+
+# ------------------------------------------------------------------------------------------------------
+# Structure
+# ------------------------------------------------------------------------------------------------------
+def _cnn(readout):
+  block = nets.serial(nets.Conv(3, SQRT2, 0.1), nets.Relu())
+  return nets.serial(block, block, readout, nets.Dense(SQRT2, 0.1))
+
+
+STRUCTURE_SPECS = {
+    "fc": (lambda: nets.serial(nets.repeat(nets.serial(nets.Dense(SQRT2, 0.1), nets.Relu()), 3),
+                               nets.Dense(SQRT2, 0.1)), lambda n: _vectors(n)),
+    "cnn_flatten": (lambda: _cnn(nets.Flatten()), lambda n: _images(n, size=4)),
+    "cnn_gap": (lambda: _cnn(nets.GlobalAvgPool()), lambda n: _images(n, size=4)),
+}
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("name", sorted(STRUCTURE_SPECS))
+def test_symmetric_psd_and_same_as_explicit_copy(name):
+  make_spec, make_x = STRUCTURE_SPECS[name]
+  x = make_x(6)
+  spec = make_spec()
+  sym = spec.kernel(x)
+  asym = spec.kernel(x, x + 0.0)  # an equal copy is detected as the symmetric case
+  for g in KERNELS:
+    np.testing.assert_allclose(sym[g], sym[g].T, rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(asym[g], sym[g])
+    eig = np.linalg.eigvalsh(sym[g])
+    assert eig.min() > -1e-12 * eig.max(), f"{g} not PSD: {eig.min()}"
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("name", sorted(STRUCTURE_SPECS))
+def test_blocks_agree_with_the_whole(name):
+  """kernel(x1, x2) is the off-diagonal block of kernel([x1; x2]) (no symmetric shortcut changes values)."""
+  make_spec, make_x = STRUCTURE_SPECS[name]
+  x = make_x(5)
+  spec = make_spec()
+  whole = spec.kernel(x)
+  block = spec.kernel(x[:2], x[2:])
+  for g in KERNELS:
+    np.testing.assert_allclose(block[g], whole[g][:2, 2:], rtol=1e-13)
+
+
+@pytest.mark.backend_portable
+def test_gap_equals_flatten_on_one_pixel_images():
+  x1, x2 = _images(3, size=1), _images(2, size=1, seed=1)
+  gap = _cnn(nets.GlobalAvgPool()).kernel(x1, x2)
+  flat = _cnn(nets.Flatten()).kernel(x1, x2)
+  for g in KERNELS:
+    np.testing.assert_allclose(gap[g], flat[g], rtol=1e-13)
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("readout", [nets.Flatten, nets.GlobalAvgPool])
+def test_one_by_one_conv_is_a_per_pixel_dense(readout):
+  x1, x2 = _images(3, size=4), _images(2, size=4, seed=1)
+  conv = nets.serial(nets.Conv(1, 1.5, 0.2), nets.Relu(), nets.Conv(3, SQRT2, 0.1), nets.Relu(), readout(),
+                     nets.Dense(1.0, 0.1))
+  dense = nets.serial(nets.Dense(1.5, 0.2), nets.Relu(), nets.Conv(3, SQRT2, 0.1), nets.Relu(), readout(),
+                      nets.Dense(1.0, 0.1))
+  a, b = conv.kernel(x1, x2), dense.kernel(x1, x2)
+  for g in KERNELS:
+    np.testing.assert_allclose(a[g], b[g], rtol=1e-13)
+
+
+@pytest.mark.backend_portable
+def test_repeat_equals_serial_of_copies():
+  block = nets.serial(nets.Conv(3, SQRT2, 0.1), nets.Relu())
+  x = _images(4, size=4)
+  repeated = nets.serial(nets.repeat(block, 3), nets.Flatten(), nets.Dense(1.0, 0.0)).kernel(x)
+  copies = nets.serial(block, block, block, nets.Flatten(), nets.Dense(1.0, 0.0)).kernel(x)
+  for g in KERNELS:
+    np.testing.assert_array_equal(repeated[g], copies[g])
+
+
+@pytest.mark.backend_portable
+def test_residual_kernel_formula():
+  """x + s * Dense(relu(x)): K = K_x + s^2 (w^2 relu(K_x) + b^2), Theta = Theta_x + s^2 (branch NTK)."""
+  s, w, b = 0.5, 1.3, 0.2
+  x1, x2 = _vectors(3), _vectors(4, seed=1)
+  spec = nets.serial(nets.Dense(1.0, 0.1), nets.residual(nets.serial(nets.Relu(), nets.Dense(w, b)), s))
+  d = x1.shape[1]
+  k12 = x1 @ x2.T / d + 0.01
+  k11, k22 = np.sum(x1**2, 1) / d + 0.01, np.sum(x2**2, 1) / d + 0.01
+  relu12, kdot = helpers.relu_map(k11[:, None], k12, k22[None, :])
+  branch_nngp = w**2 * relu12 + b**2
+  branch_ntk = branch_nngp + w**2 * (k12 * kdot)  # Theta_x = K_x after the first Dense
+  got = spec.kernel(x1, x2)
+  np.testing.assert_allclose(got["nngp"], k12 + s**2 * branch_nngp, rtol=RTOL)
+  np.testing.assert_allclose(got["ntk"], k12 + s**2 * branch_ntk, rtol=RTOL)
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("name", sorted(STRUCTURE_SPECS))
+def test_float32_agrees_with_float64(name):
+  make_spec, make_x = STRUCTURE_SPECS[name]
+  x = make_x(5)
+  spec = make_spec()
+  k64 = spec.kernel(x, dtype="float64")
+  k32 = spec.kernel(x, dtype="float32")
+  for g in KERNELS:
+    assert k32[g].dtype == np.float32 and k64[g].dtype == np.float64
+    assert helpers.relative_error(k32[g].astype(np.float64), k64[g]) < 1e-5
+
+
+@pytest.mark.backend_portable
+def test_get_selects_kernels():
+  spec, x = STRUCTURE_SPECS["cnn_gap"][0](), _images(3, size=4)
+  both = spec.kernel(x)
+  assert set(both) == {"nngp", "ntk"}
+  np.testing.assert_array_equal(spec.kernel(x, get="nngp"), both["nngp"])
+  assert list(spec.kernel(x, get=("ntk",))) == ["ntk"]
+  np.testing.assert_allclose(spec.kernel(x, get=("ntk",))["ntk"], both["ntk"], rtol=1e-15)
+  with pytest.raises(ValueError, match="get must name"):
+    spec.kernel(x, get="ntk_diag")
+
+
+@pytest.mark.backend_portable
+def test_diagonal_of_relu_ntk_is_exact():
+  """An input with itself: theta = 0 exactly, so after Dense-Relu-Dense Theta_ii = K_ii + w^2 K1_ii / 2."""
+  x = _vectors(4)
+  w1, b1, w2, b2 = 1.5, 0.2, 1.3, 0.1
+  k1 = w1**2 * np.sum(x**2, 1) / x.shape[1] + b1**2
+  nngp = w2**2 * k1 / 2 + b2**2
+  got = _two_layer(nets.Relu, w1, b1, w2, b2).kernel(x)
+  np.testing.assert_allclose(np.diagonal(got["nngp"]), nngp, rtol=1e-15)
+  np.testing.assert_allclose(np.diagonal(got["ntk"]), nngp + w2**2 * k1 / 2, rtol=1e-15)
+
+
+@pytest.mark.backend_portable
+def test_zero_inputs_give_finite_kernels():
+  x = _images(3, size=4)
+  x[1] = 0.0
+  spec = nets.serial(nets.Conv(3, SQRT2, 0.0), nets.Relu(), nets.Conv(3, SQRT2, 0.0), nets.Relu(),
+                     nets.GlobalAvgPool(), nets.Dense(1.0, 0.0))
+  got = spec.kernel(x)
+  for g in KERNELS:
+    assert np.all(np.isfinite(got[g]))
+    np.testing.assert_array_equal(got[g][1], 0.0)
+
+
+@pytest.mark.backend_portable
+def test_same_shaped_blocks_compile_once():
+  spec = STRUCTURE_SPECS["cnn_flatten"][0]()
+  x = _images(8, size=4)
+  spec.kernel(x[:4], x[4:])
+  size = len(_evaluate._CACHE)  # pylint: disable=protected-access
+  spec.kernel(x[4:], x[:4])
+  spec.kernel(x[:4] + 1.0, x[4:])
+  assert len(_evaluate._CACHE) == size  # pylint: disable=protected-access
+
+
+# ------------------------------------------------------------------------------------------------------
+# Errors name the layer
+# ------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec,shape,match", [
+    (nets.serial(nets.Conv(3), nets.Flatten(), nets.Conv(3), nets.Dense()), (4, 4, 3), r"spec\[2\] Conv\(.*image"),
+    (nets.serial(nets.Dense(), nets.GlobalAvgPool(), nets.Dense()), (7,), r"spec\[1\] GlobalAvgPool"),
+    (nets.serial(nets.Conv(3), nets.Relu(), nets.Dense()), (4, 4, 3), "ends with an image"),
+    (nets.serial(nets.Dense(), nets.residual(nets.serial(nets.Relu(), nets.Dense(), nets.GlobalAvgPool()))),
+     (4, 4, 3), r"spec\[1\] residual.*keep the shape"),
+    (nets.serial(nets.residual(nets.Dense()), nets.Dense()), (7,), r"spec\[0\] residual.*input channels"),
+    (nets.serial(nets.Dense(), nets.residual(nets.Relu()), nets.Dense()), (7,), r"residual.*end in a Dense"),
+    (nets.serial(nets.Conv(5, padding="VALID"), nets.Flatten(), nets.Dense()), (3, 3, 1), r"Conv\(.*does not fit"),
+])
+def test_shape_errors_name_the_layer(spec, shape, match):
+  x = np.zeros((2,) + shape)
+  with pytest.raises(ValueError, match=match):
+    spec.kernel(x)
+
+
+def test_mismatched_inputs_and_bad_dtype():
+  spec = _two_layer(nets.Relu)
+  with pytest.raises(ValueError, match="same per-example shape"):
+    spec.kernel(_vectors(2, dim=3), _vectors(2, dim=4))
+  with pytest.raises(ValueError, match="dtype"):
+    spec.kernel(_vectors(2), dtype="float16")
