@@ -11,7 +11,8 @@ fuses into a few passes over the (large) pair-covariance tensors.
   Written so that the square root's result is read once: XLA keeps an expensive op (sqrt, divide) in memory
   rather than fuse it into a loop that reads it twice.
 * `conv_stencil`: the Conv layer on a covariance, K'[p, p'] = (1/|F|) sum_{d in F} K[p + d, p' + d] (Novak et
-  al. 2019, arXiv 1810.05148, Eq. 2.5; NT `stax.Conv`), as |F| shifted slices of a zero-bordered tensor.
+  al. 2019, arXiv 1810.05148, Eq. 2.5; NT `stax.Conv`), as |F| shifted slices of a zero-bordered tensor (or,
+  for circular padding, of one extended by wrapping around: `wrap_spatial`).
 * `relu` / `erf`: the arc-cosine (Cho & Saul 2009, Eq. 6, n = 1) and arcsine (Williams 1997) kernels and
   their derivative kernels.
 """
@@ -110,6 +111,17 @@ def pad_spatial(t, width: int, spatial_axes: Sequence[tuple[int, ...]]):
   return ops.pad(t, pad)
 
 
+def wrap_spatial(t, width: int, spatial_axes: Sequence[tuple[int, ...]], spatial_shape: Sequence[int]):
+  """t extended by `width` entries on both sides of its spatial axes, wrapping around (circular padding):
+  entry i of the result is entry (i - width) mod n of t. spatial_axes[i] lists the axes of spatial dimension i
+  (of size spatial_shape[i])."""
+  for axes, n in zip(spatial_axes, spatial_shape):
+    index = [(i - width) % n for i in range(n + 2 * width)]
+    for axis in axes:
+      t = ops.take(t, index, axis=axis)
+  return t
+
+
 def _offsets(filter_shape: Sequence[int]) -> list[tuple[int, ...]]:
   offsets = [()]
   for size in filter_shape:
@@ -142,11 +154,17 @@ def relu_variance(var):
   return var * 0.5
 
 
-def erf(k, ntk, var1, var2):
+def erf(k, ntk, var1, var2, diagonal_mask=None):
   """erf arcsine kernel and NTK (Williams 1997; NT `stax.Erf(a=1, b=1, c=0)`); var* broadcast against k.
     K'     = 2/pi asin(2 k / sqrt((1 + 2 var1)(1 + 2 var2)))
     Theta' = Theta 4/pi / sqrt((1 + 2 var1)(1 + 2 var2) - 4 k^2)
+  On `diagonal_mask` (an input paired with itself at one position) k is the variance var1 exactly. Rounding
+  would otherwise leave k a few ulps off it, and correlation 1 is a repelling fixed point of deep Erf nets
+  (e.g. residual branches of scale 1): the error then grows by a factor 1 + (4/pi) / sqrt(1 + 4 q) per layer,
+  1e8 after 256 layers.
   """
+  if diagonal_mask is not None:
+    k = ops.where(diagonal_mask, var1 + ops.zeros_like(k), k)
   a1, a2 = 1.0 + 2.0 * var1, 1.0 + 2.0 * var2
   prod = a1 * a2
   nngp = (2.0 / math.pi) * arcsin(ops.clip(2.0 * k / ops.sqrt(prod), -1.0, 1.0))

@@ -85,7 +85,8 @@ class NTKDense(_Affine):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class NTKConv(_Affine):
-  """2-D convolution (NHWC): out = a conv(x, W) + b_mult b, fan_in = C * filter area."""
+  """2-D convolution (NHWC): out = a conv(x, W) + b_mult b, fan_in = C * filter area; padding SAME, VALID or
+  CIRCULAR (the image wrapped around, SAME's output size)."""
 
   def __init__(self, filters: int, filter_size: int = 3, strides: int = 1, padding: str = "SAME", **kwargs):
     super().__init__(**kwargs)
@@ -102,11 +103,23 @@ class NTKConv(_Affine):
     self._make_weights(shape, self.filters, channels * self.filter_size**2)
 
   def call(self, x):
+    if self.padding == "CIRCULAR":
+      return self._affine(ops.conv(self._wrap(x), self.kernel, strides=self.strides, padding="valid"))
     return self._affine(ops.conv(x, self.kernel, strides=self.strides, padding=self.padding.lower()))
+
+  def _wrap(self, x):
+    """x extended around H and W by wrapping, with the pads of 'SAME' (so the output size is SAME's)."""
+    for axis in (1, 2):
+      n = int(x.shape[axis])
+      out = -(-n // self.strides)
+      total = max((out - 1) * self.strides + self.filter_size - n, 0)
+      before = total // 2
+      x = ops.take(x, [(i - before) % n for i in range(n + total)], axis=axis)
+    return x
 
   def compute_output_shape(self, input_shape):
     _, h, w, _ = input_shape
-    size = (lambda n: -(-n // self.strides)) if self.padding == "SAME" else (
+    size = (lambda n: -(-n // self.strides)) if self.padding in ("SAME", "CIRCULAR") else (
         lambda n: (n - self.filter_size) // self.strides + 1)
     return (input_shape[0], None if h is None else size(h), None if w is None else size(w), self.filters)
 

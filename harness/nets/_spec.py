@@ -23,7 +23,7 @@ from harness.nets import _layers
 from harness.nets._kernel import DIAGONAL, FULL, VECTOR, Kernel
 
 PAIRS = "pairs"  # layout of per-pair scalars after GlobalAvgPool on FULL kernels: nngp, ntk (c,)
-PADDINGS = ("SAME", "VALID")
+PADDINGS = ("SAME", "VALID", "CIRCULAR")
 
 
 class Layer:
@@ -41,7 +41,9 @@ class Layer:
   def keras_model(self, width: int, input_shape: Sequence[int], num_outputs: int = 1,
                   parameterization: str = "ntk", seed: int = 0, dtype: str | None = None,
                   name: str | None = None) -> keras.Model:
-    """The finite network: every hidden Dense/Conv has `width` units/channels, the last Dense `num_outputs`."""
+    """The finite network: every hidden Dense/Conv has `width` units/channels, the last Dense `num_outputs`.
+
+    dtype: of the inputs, weights and computation of every layer (default: Keras' floatx, float32)."""
     return _build_model(self, width, tuple(int(s) for s in input_shape), num_outputs, parameterization, seed,
                         dtype, name)
 
@@ -109,7 +111,11 @@ class Dense(Layer):
 
 @dataclasses.dataclass(frozen=True)
 class Conv(Layer):
-  """2-D convolution with a square filter, fan_in = C * filter_size^2 (NHWC; padding 'SAME' or 'VALID')."""
+  """2-D convolution with a square filter, fan_in = C * filter_size^2 (NHWC).
+
+  padding: 'SAME' (zeros, TF convention), 'VALID', or 'CIRCULAR' (the image wraps around like a torus, with the
+  output size and pads of 'SAME'; NT stax.Conv's padding='CIRCULAR'): every pixel then has the same neighbourhood,
+  which the mean-field theory of CNNs assumes (Xiao et al. 2018, arXiv 1806.05393)."""
   filter_size: int = 3
   w_std: float = 1.0
   b_std: float = 0.0
@@ -119,6 +125,7 @@ class Conv(Layer):
   def __post_init__(self):
     if self.padding.upper() not in PADDINGS:
       raise ValueError(f"{self!r}: padding must be one of {PADDINGS}")
+    object.__setattr__(self, "padding", self.padding.upper())
     if self.filter_size < 1 or self.strides < 1:
       raise ValueError(f"{self!r}: filter_size and strides must be >= 1")
 
@@ -131,8 +138,18 @@ class Conv(Layer):
     total = max((out - 1) * s + f - size, 0)
     return out, (total // 2, total - total // 2)
 
+  @property
+  def circular(self) -> bool:
+    return self.padding == "CIRCULAR"
+
   def border(self, spatial_shape) -> int:
-    """Zero border this layer reads around an input of `spatial_shape` (its largest pad)."""
+    """Zero border this layer reads around an input of `spatial_shape` (its largest pad; 0 when circular)."""
+    if self.circular:
+      return 0
+    return self.pad_width(spatial_shape)
+
+  def pad_width(self, spatial_shape) -> int:
+    """The largest pad along any spatial axis."""
     return max(max(self.geometry(n)[1]) for n in spatial_shape)
 
   def output_shape(self, shape, path):
@@ -149,20 +166,28 @@ class Conv(Layer):
   def kernel_fn(self, k):
     (oh, pads_h), (ow, pads_w) = self.geometry(k.spatial_shape[0]), self.geometry(k.spatial_shape[1])
     pads, out = (pads_h, pads_w), (oh, ow)
-    border = self.border(k.spatial_shape)
-    k = k.with_border(border) if border else k.interior()
     filt, strides = (self.filter_size,) * 2, (self.strides,) * 2
+    if self.circular:  # wrap the interior around by the widest pad (p and p' shift together, so each axis wraps)
+      border = self.pad_width(k.spatial_shape)
+      k = k.interior()
+      pair_pad = (lambda t: _kernel_math.wrap_spatial(t, border, k.pair_spatial_axes(), k.spatial_shape)) if border \
+          else (lambda t: t)
+      var_pad = (lambda v: _kernel_math.wrap_spatial(v, border, k.var_spatial_axes(), k.spatial_shape)) if border \
+          else (lambda v: v)
+    else:
+      border = self.border(k.spatial_shape)
+      k = k.with_border(border) if border else k.interior()
+      pair_pad = lambda t: t  # noqa: E731  (the zero border is already there)
+      var_pad = (lambda v: _kernel_math.pad_spatial(v, border, k.var_spatial_axes())) if border else (lambda v: v)
 
     def stencil(t, axes, t_border):
       return _kernel_math.conv_stencil(t, t_border, axes, filt, strides, pads, out)
 
     def stencil_var(v):
-      axes = k.var_spatial_axes()
-      vp = _kernel_math.pad_spatial(v, border, axes) if border else v
-      return stencil(vp, axes, border)
+      return stencil(var_pad(v), k.var_spatial_axes(), border)
 
-    nngp = stencil(k.nngp, k.pair_spatial_axes(), border)
-    ntk = None if k.ntk is None else stencil(k.ntk, k.pair_spatial_axes(), border)
+    nngp = stencil(pair_pad(k.nngp), k.pair_spatial_axes(), border)
+    ntk = None if k.ntk is None else stencil(pair_pad(k.ntk), k.pair_spatial_axes(), border)
     linear = k.replace(nngp=nngp, ntk=ntk, var1=stencil_var(k.var1), var2=stencil_var(k.var2), border=0,
                        spatial_shape=out)
     return _affine(linear, self.w_std, self.b_std)
@@ -200,7 +225,7 @@ class Relu(Layer):
                      var2=_kernel_math.relu_variance(k.var2))
 
   def build(self, x, context):
-    return keras.layers.ReLU(name=context.name("relu"))(x)
+    return keras.layers.ReLU(**context.options("relu"))(x)
 
   def has_nonlinearity(self):
     return True
@@ -213,14 +238,14 @@ class Erf(Layer):
   def kernel_fn(self, k):
     k = k.interior()
     v1, v2 = k.broadcast_vars(k.var1, k.var2)
-    nngp, ntk = _kernel_math.erf(k.nngp, k.ntk if k.track_ntk else None, v1, v2)
+    nngp, ntk = _kernel_math.erf(k.nngp, k.ntk if k.track_ntk else None, v1, v2, k.same_position_mask())
     if k.track_ntk and k.ntk is None:
       ntk = None
     return k.replace(nngp=nngp, ntk=ntk, var1=_kernel_math.erf_variance(k.var1),
                      var2=_kernel_math.erf_variance(k.var2))
 
   def build(self, x, context):
-    return _layers.Erf(name=context.name("erf"))(x)
+    return _layers.Erf(**context.options("erf"))(x)
 
   def has_nonlinearity(self):
     return True
@@ -272,7 +297,7 @@ class Flatten(Layer):
                   track_ntk=k.track_ntk, same=k.same)
 
   def build(self, x, context):
-    return keras.layers.Flatten(name=context.name("flatten"))(x)
+    return keras.layers.Flatten(**context.options("flatten"))(x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,7 +324,7 @@ class GlobalAvgPool(Layer):
                   same=k.same)
 
   def build(self, x, context):
-    return keras.layers.GlobalAveragePooling2D(name=context.name("global_avg_pool"))(x)
+    return keras.layers.GlobalAveragePooling2D(**context.options("global_avg_pool"))(x)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -378,8 +403,8 @@ class Residual(Layer):
 
   def build(self, x, context):
     y = self.branch.build(x, context)
-    y = keras.layers.Rescaling(self.branch_scale, name=context.name("branch_scale"))(y)
-    return keras.layers.Add(name=context.name("residual"))([x, y])
+    y = keras.layers.Rescaling(self.branch_scale, **context.options("branch_scale"))(y)
+    return keras.layers.Add(**context.options("residual"))([x, y])
 
   def has_nonlinearity(self):
     return self.branch.has_nonlinearity()
@@ -413,8 +438,9 @@ def repeat(layer: Layer, n: int) -> Serial:
 class _BuildContext:
   """Numbers the affine layers, knows the readout, width, parameterization and seeds."""
 
-  def __init__(self, width: int, num_outputs: int, parameterization: str, seed: int, readout_index: int):
-    self.width, self.num_outputs = width, num_outputs
+  def __init__(self, width: int, num_outputs: int, parameterization: str, seed: int, readout_index: int,
+               dtype: str | None = None):
+    self.width, self.num_outputs, self.dtype = width, num_outputs, dtype
     self.parameterization, self.seed = parameterization, seed
     self.readout_index = readout_index
     self.affine_count = 0
@@ -424,6 +450,11 @@ class _BuildContext:
     n = self.counts.get(kind, 0)
     self.counts[kind] = n + 1
     return f"{kind}_{n}"
+
+  def options(self, kind: str) -> dict[str, Any]:
+    """Constructor arguments of the next Keras layer of `kind`: its unique name and the model's dtype (every
+    layer gets it: an Input's dtype alone does not stop the layers computing in the default floatx)."""
+    return {"name": self.name(kind), "dtype": self.dtype}
 
   def affine(self, layer: Layer, x):
     index = self.affine_count
@@ -435,9 +466,9 @@ class _BuildContext:
                   model_width=self.width, index=index, seed=_layers.layer_seed(self.seed, index))
     if isinstance(layer, Conv):
       keras_layer = _layers.NTKConv(units, filter_size=layer.filter_size, strides=layer.strides,
-                                    padding=layer.padding, name=self.name("conv"), **common)
+                                    padding=layer.padding, **self.options("conv"), **common)
     else:
-      keras_layer = _layers.NTKDense(units, name=self.name("dense"), **common)
+      keras_layer = _layers.NTKDense(units, **self.options("dense"), **common)
     return keras_layer(x)
 
 
@@ -470,7 +501,10 @@ def _build_model(spec: Layer, width: int, input_shape: tuple, num_outputs: int, 
   affine = _affine_sequence(spec)
   if not affine or not isinstance(affine[-1], Dense) or not isinstance(spec.leaves()[-1], Dense):
     raise ValueError(f"{spec!r} must end with a Dense readout layer")
-  context = _BuildContext(width, num_outputs, parameterization, seed, readout_index=len(affine) - 1)
+  if dtype is not None and keras.backend.standardize_dtype(dtype) == "float64":
+    from harness.nets import backends  # pylint: disable=import-outside-toplevel
+    backends.current().enable_float64()  # JAX: jax_enable_x64, else float64 weights silently become float32
+  context = _BuildContext(width, num_outputs, parameterization, seed, readout_index=len(affine) - 1, dtype=dtype)
   inputs = keras.Input(shape=input_shape, dtype=dtype, name="inputs")
   outputs = spec.build(inputs, context)
   return keras.Model(inputs, outputs, name=name or f"{parameterization}_width{width}")

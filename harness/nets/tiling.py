@@ -2,7 +2,8 @@
 
 `kernel_tiled(spec, x1, x2)` splits the (n1, n2) kernel into tile_size x tile_size blocks and calls
 `spec.kernel` on each pair of input blocks. The last block of each side is padded (edge rows repeated,
-their entries dropped) to the full tile shape so every call has the same shapes and compiles once. For
+their entries dropped) to the full tile shape so every call has the same shapes and compiles once; a side
+with fewer than tile_size inputs is one block of its own length, never padded. For
 the train-train case (x2 None) only the tiles on and above the diagonal are computed and the lower
 triangle is mirrored, nearly halving the work.
 
@@ -139,7 +140,9 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
   symmetric = x2 is None
   other = x1 if symmetric else x2
   n2 = other.shape[0]
-  rows, cols = _blocks(n1, tile_size), _blocks(n2, tile_size)
+  # A side shorter than a tile is one unpadded block: padding 250 inputs to a 512 tile would do 4x the work.
+  row_tile, col_tile = min(tile_size, n1), min(tile_size, n2)
+  rows, cols = _blocks(n1, row_tile), _blocks(n2, col_tile)
   todo = tile_indices(n1, None if symmetric else n2, tile_size)
   out = {g: np.empty((n1, n2), dtype=np.dtype(dtype)) for g in names}
 
@@ -181,8 +184,8 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
     bar.update(len(todo) - len(remaining))
 
   def compute(i: int, j: int) -> dict[str, np.ndarray]:
-    a = _padded(x1, *rows[i], tile_size)
-    b = _padded(other, *cols[j], tile_size)
+    a = _padded(x1, *rows[i], row_tile)
+    b = _padded(other, *cols[j], col_tile)
     result = spec.kernel(a, b, get=names, dtype=dtype)
     return {g: np.asarray(result[g]) for g in names}
 

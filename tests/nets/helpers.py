@@ -35,7 +35,7 @@ def relative_error(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def _conv_geometry(size: int, filter_size: int, stride: int, padding: str) -> tuple[int, int]:
-  """(output size, pad before) of a TF-convention convolution."""
+  """(output size, pad before) of a TF-convention convolution (CIRCULAR pads as SAME, with wrapped values)."""
   if padding == "VALID":
     return (size - filter_size) // stride + 1, 0
   out = -(-size // stride)
@@ -45,7 +45,8 @@ def _conv_geometry(size: int, filter_size: int, stride: int, padding: str) -> tu
 def numpy_cnn_kernels(x1: np.ndarray, x2: np.ndarray, layers: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
   """NNGP and NTK by the formulas of harness/nets/__init__.py, on full (n1, n2, H, W, H, W) arrays.
 
-  An independent, slow reference. layers: ("conv", filter_size, stride, padding, w_std, b_std),
+  An independent, slow reference. layers: ("conv", filter_size, stride, padding, w_std, b_std) with padding SAME,
+  VALID or CIRCULAR,
   ("dense", w_std, b_std) (per pixel on images), ("relu",), ("erf",), ("flatten",), ("gap",).
   """
   c = x1.shape[-1]
@@ -67,6 +68,8 @@ def numpy_cnn_kernels(x1: np.ndarray, x2: np.ndarray, layers: list[tuple]) -> tu
           for dw in range(f):
             rows = [s * i + dh - before for i in range(out)]
             cols = [s * j + dw - before for j in range(out)]
+            if padding == "CIRCULAR":  # wrap around: every tap is a valid pixel
+              rows, cols = [r % h for r in rows], [q % h for q in cols]
             valid_r = [0 <= r < h for r in rows]
             valid_c = [0 <= q < h for q in cols]
             for i, r in enumerate(rows):

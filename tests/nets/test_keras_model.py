@@ -146,3 +146,40 @@ def test_model_needs_a_dense_readout():
     nets.serial(nets.Dense(), nets.Relu()).keras_model(WIDTH, (7,), 2)
   with pytest.raises(ValueError, match="input channels"):
     nets.serial(nets.residual(nets.Dense()), nets.Dense()).keras_model(WIDTH, (7,), 2)
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dtype_reaches_every_layer(dtype):
+  spec = nets.serial(nets.Conv(filter_size=3, w_std=1.5, b_std=0.1), nets.Erf(),
+                     nets.residual(nets.serial(nets.Relu(), nets.Conv(filter_size=3, w_std=1.0)), branch_scale=0.3),
+                     nets.GlobalAvgPool(), nets.Dense(w_std=1.5, b_std=0.1))
+  model = spec.keras_model(width=4, input_shape=(5, 5, 2), num_outputs=3, dtype=dtype)
+  assert keras.backend.standardize_dtype(model.inputs[0].dtype) == dtype
+  for layer in model.layers[1:]:  # after the InputLayer
+    assert layer.compute_dtype == dtype, layer.name
+  for variable in model.weights:
+    assert keras.backend.standardize_dtype(variable.dtype) == dtype, variable.path
+  x = np.random.default_rng(0).normal(size=(2, 5, 5, 2)).astype(dtype)
+  assert keras.backend.standardize_dtype(model(x).dtype) == dtype
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("strides", [1, 2])
+def test_circular_conv_is_a_valid_conv_of_the_wrapped_image(strides):
+  spec = nets.serial(nets.Conv(filter_size=3, w_std=1.3, b_std=0.2, strides=strides, padding="CIRCULAR"),
+                     nets.Flatten(), nets.Dense(w_std=1.0))
+  model = spec.keras_model(width=4, input_shape=(5, 5, 2), num_outputs=1, dtype="float64")
+  conv = model.get_layer("conv_0")
+  x = np.random.default_rng(0).normal(size=(2, 5, 5, 2))
+  wrapped = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="wrap")
+  w, b = (np.asarray(v) for v in conv.get_weights())
+  out = -(-5 // strides)
+  want = np.zeros((2, out, out, 4))
+  for i in range(out):
+    for j in range(out):
+      patch = wrapped[:, strides * i:strides * i + 3, strides * j:strides * j + 3, :]
+      want[:, i, j] = np.einsum("nhwc,hwcf->nf", patch, w)
+  want = want * conv.scaling.weight_multiplier + b * conv.scaling.bias_multiplier
+  got = keras.ops.convert_to_numpy(keras.Model(model.inputs[0], conv.output)(x))
+  np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

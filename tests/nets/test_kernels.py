@@ -96,6 +96,16 @@ CNN_CASES = {
                          nets.GlobalAvgPool(), nets.Dense(1.0, 0.0)],
                         [("conv", 2, 1, "SAME", 1.4, 0.1), ("relu",), ("dense", 1.2, 0.1), ("relu",), ("gap",),
                          ("dense", 1.0, 0.0)]),
+    "circular_gap": ([nets.Conv(3, SQRT2, 0.1, padding="CIRCULAR"), nets.Relu(),
+                      nets.Conv(3, 1.2, 0.2, padding="circular"), nets.Erf(), nets.GlobalAvgPool(),
+                      nets.Dense(SQRT2, 0.1)],
+                     [("conv", 3, 1, "CIRCULAR", SQRT2, 0.1), ("relu",), ("conv", 3, 1, "CIRCULAR", 1.2, 0.2),
+                      ("erf",), ("gap",), ("dense", SQRT2, 0.1)]),
+    "circular_strided_flatten": ([nets.Conv(3, 1.3, 0.2, strides=2, padding="CIRCULAR"), nets.Relu(),
+                                  nets.Conv(4, 1.1, 0.0, padding="CIRCULAR"), nets.Relu(), nets.Flatten(),
+                                  nets.Dense(1.0, 0.3)],
+                                 [("conv", 3, 2, "CIRCULAR", 1.3, 0.2), ("relu",), ("conv", 4, 1, "CIRCULAR", 1.1, 0.0),
+                                  ("relu",), ("flatten",), ("dense", 1.0, 0.3)]),
     "head_after_pool": ([nets.Conv(3, SQRT2, 0.1), nets.Relu(), nets.GlobalAvgPool(), nets.Dense(1.5, 0.2),
                          nets.Relu(), nets.Dense(1.0, 0.1)],
                         [("conv", 3, 1, "SAME", SQRT2, 0.1), ("relu",), ("gap",), ("dense", 1.5, 0.2), ("relu",),
@@ -112,6 +122,18 @@ def test_cnn_kernels_match_numpy_recursion(case):
   got = nets.serial(*layers).kernel(x1, x2)
   assert helpers.relative_error(got["nngp"], want_nngp) < RTOL
   assert helpers.relative_error(got["ntk"], want_ntk) < RTOL
+
+
+@pytest.mark.backend_portable
+def test_circular_padding_makes_the_kernel_translation_invariant():
+  # Rolling both images by the same shift leaves every kernel of a circular CNN unchanged (not so with zeros).
+  x1, x2 = _images(3), _images(2, seed=1)
+  rolled1, rolled2 = np.roll(x1, (1, 2), axis=(1, 2)), np.roll(x2, (1, 2), axis=(1, 2))
+  for readout in (nets.Flatten(), nets.GlobalAvgPool()):
+    for padding, invariant in (("CIRCULAR", True), ("SAME", False)):
+      spec = nets.serial(nets.Conv(3, SQRT2, 0.1, padding=padding), nets.Relu(), readout, nets.Dense(SQRT2, 0.1))
+      a, b = spec.kernel(x1, x2, get="ntk"), spec.kernel(rolled1, rolled2, get="ntk")
+      assert np.allclose(a, b, rtol=1e-12) == invariant, (readout, padding)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -292,3 +314,19 @@ def test_mismatched_inputs_and_bad_dtype():
     spec.kernel(_vectors(2, dim=3), _vectors(2, dim=4))
   with pytest.raises(ValueError, match="dtype"):
     spec.kernel(_vectors(2), dtype="float16")
+
+
+@pytest.mark.backend_portable
+def test_deep_erf_diagonal_stays_on_the_variance_recursion():
+  # Residual Erf net with branch scale 1: correlation 1 repels, so a diagonal entry computed as a pair covariance
+  # would drift from the variance by ~1e-8 after 256 blocks (harness/nets/_kernel_math.py `erf`).
+  depth = 256
+  block = nets.residual(nets.serial(nets.Erf(), nets.Dense(1.0, 0.0)), branch_scale=1.0)
+  spec = nets.serial(nets.Dense(1.0, 0.0), nets.repeat(block, depth))
+  x = _vectors(3)
+  with nets.eager():
+    k = spec.kernel(x, get="nngp")
+  q = np.sum(x * x, axis=1) / x.shape[1]
+  for _ in range(depth):
+    q = q + 2 / math.pi * np.arcsin(2 * q / (1 + 2 * q))
+  np.testing.assert_allclose(np.diagonal(k), q, rtol=1e-12)

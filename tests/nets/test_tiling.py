@@ -56,6 +56,20 @@ def test_tiled_equals_one_shot_rectangular():
 
 
 @pytest.mark.backend_portable
+def test_a_side_shorter_than_a_tile_is_not_padded():
+  x1, x2 = _inputs()
+  spec = CountingSpec(_spec())
+  tiled = tiling.kernel_tiled(spec, x1, x2, tile_size=8, progress=False)  # rows: 8 + 2 (padded to 8); cols: 7
+  whole = _spec().kernel(x1, x2, get=("nngp", "ntk"), dtype="float64")
+  for g in ("nngp", "ntk"):
+    np.testing.assert_allclose(tiled[g], whole[g], rtol=1e-12, atol=ATOL)
+  assert set(spec.calls) == {((8, DIM), (N2, DIM))}
+  spec.calls.clear()
+  tiling.kernel_tiled(spec, x2, tile_size=64, progress=False)
+  assert spec.calls == [((N2, DIM), (N2, DIM))]
+
+
+@pytest.mark.backend_portable
 def test_tiled_symmetric_computes_upper_triangle_only():
   x1, _ = _inputs()
   spec = CountingSpec(_spec())

@@ -10,6 +10,7 @@ does not abstract:
   jacobian(fn, params, x) per-example Jacobians of fn(params, x) (b, k) w.r.t. each parameter (empirical NTK)
   devices()               the devices kernel tiles are spread over (accelerators, else logical CPU devices)
   device_scope(device)    context placing work on one of them
+  eager()                 context running compiled functions op by op (no tracing or XLA compilation)
 """
 from __future__ import annotations
 

@@ -39,3 +39,8 @@ def devices() -> list:
 def device_scope(device):
   """Context running uncommitted arrays and jitted calls inside it on `device`."""
   return jax.default_device(device)
+
+
+def eager():
+  """Context: jitted functions (kernels, Jacobians) run op by op instead of being XLA-compiled."""
+  return jax.disable_jit()

@@ -79,3 +79,14 @@ def devices() -> list[str]:
 def device_scope(device: str):
   """Context placing the ops created and run inside it on `device`."""
   return tf.device(device)
+
+
+@contextlib.contextmanager
+def eager():
+  """Context: compiled functions (kernels, Jacobians) run op by op instead of being traced and XLA-compiled."""
+  previous = tf.config.functions_run_eagerly()
+  tf.config.run_functions_eagerly(True)
+  try:
+    yield
+  finally:
+    tf.config.run_functions_eagerly(previous)
