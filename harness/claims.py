@@ -49,6 +49,8 @@ class Check:
       return self._evaluate(metrics)
     except MissingMetric as e:
       return Outcome(False, str(e))
+    except KeyError as e:  # a Predicate's function looking up a metric the run did not record
+      return Outcome(False, f"metric {e.args[0]!r} missing")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,28 +184,52 @@ class Predicate(Check):
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-  """A claim of a paper, e.g. "CNN-GAP kernels beat CNN-Flatten (1912.13053 Fig. 1)", and its check."""
+  """A claim of a paper, e.g. "CNN-GAP kernels beat CNN-Flatten (1912.13053 Fig. 1)", and its check.
+
+  `tiers`: the tiers sized to resolve the claim (None: every tier). At other tiers (a smoke tier too small
+  for a significance test, say) the claim is still evaluated and reported, marked not asserted, and its
+  outcome does not decide the run; the smoke tier's numbers are then guarded by its blessed references.
+  """
   name: str
   statement: str
   check: Check
+  tiers: tuple[str, ...] | None = None
 
-  def evaluate(self, metrics: Mapping[str, Metric]) -> dict:
+  def asserted_at(self, tier: str | None) -> bool:
+    return self.tiers is None or tier is None or tier in self.tiers
+
+  def evaluate(self, metrics: Mapping[str, Metric], tier: str | None = None) -> dict:
     outcome = self.check.evaluate(metrics)
     return {"name": self.name, "statement": self.statement, "check": self.check.describe(),
-            "passed": outcome.passed, "detail": outcome.detail}
+            "passed": outcome.passed, "detail": outcome.detail, "asserted": self.asserted_at(tier)}
 
 
 def _bound(value: float | None, default: str) -> str:
   return default if value is None else f"{value:.6g}"
 
 
-def evaluate_all(claims: Sequence[Claim], metrics: Mapping[str, Metric]) -> list[dict]:
-  return [claim.evaluate(metrics) for claim in claims]
+def evaluate_all(claims: Sequence[Claim], metrics: Mapping[str, Metric], tier: str | None = None) -> list[dict]:
+  return [claim.evaluate(metrics, tier) for claim in claims]
+
+
+def verdict(outcome: Mapping) -> str:
+  """'ok', 'FAIL', or for a claim not asserted at the run's tier 'not asserted (ok)' / 'not asserted (fails)'."""
+  if not outcome.get("asserted", True):
+    return "not asserted (" + ("ok" if outcome["passed"] else "fails") + ")"
+  return "ok" if outcome["passed"] else "FAIL"
+
+
+def count(outcomes: Sequence[Mapping]) -> str:
+  """'passed/asserted' over the asserted claims, e.g. '7/8' (plus '+2 not asserted')."""
+  asserted = [o for o in outcomes if o.get("asserted", True)]
+  extra = len(outcomes) - len(asserted)
+  return f"{sum(o['passed'] for o in asserted)}/{len(asserted)}" + (f" (+{extra} not asserted)" if extra else "")
 
 
 def all_passed(outcomes: Sequence[Mapping]) -> bool:
-  return all(o["passed"] for o in outcomes)
+  """Every asserted claim passed (outcomes without the key, from older records, count as asserted)."""
+  return all(o["passed"] for o in outcomes if o.get("asserted", True))
 
 
 __all__ = ["Claim", "Check", "Greater", "InInterval", "Close", "Monotone", "Predicate", "Outcome",
-           "evaluate_all", "all_passed"]
+           "evaluate_all", "all_passed", "verdict", "count"]

@@ -52,7 +52,7 @@ def evaluate_claims(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     experiment = registry.get(record["experiment"])
   except HarnessError:
     return list(record["claims"])
-  return claims_lib.evaluate_all(experiment.claims, records.metrics_of(record))
+  return claims_lib.evaluate_all(experiment.claims, records.metrics_of(record), record.get("tier"))
 
 
 def compare(record: Mapping[str, Any], references_dir: str) -> Comparison:
@@ -86,12 +86,11 @@ def format_comparison(c: Comparison) -> str:
              else "(no reference entries)")
   out.append("claims:")
   out.append(_table(("claim", "check", "verdict"),
-                    [(cl["name"], cl["check"], ("ok " if cl["passed"] else "FAIL ") + cl["detail"])
+                    [(cl["name"], cl["check"], claims_lib.verdict(cl) + " " + cl["detail"])
                      for cl in c.claims], max_width=72) if c.claims else "(no claims)")
   n_fail = sum(not r.passed for r in c.rows)
-  n_claim_fail = sum(not cl["passed"] for cl in c.claims)
   out.append(f"references: {len(c.rows) - n_fail}/{len(c.rows)} ok; claims: "
-             f"{len(c.claims) - n_claim_fail}/{len(c.claims)} ok -> {'PASS' if c.passed else 'FAIL'}")
+             f"{claims_lib.count(c.claims)} ok -> {'PASS' if c.passed else 'FAIL'}")
   return "\n".join(out)
 
 
@@ -104,5 +103,5 @@ def summary_table(comparisons: Sequence[Comparison | tuple[str, str, str]]) -> s
       continue
     rows.append((c.experiment, c.tier, c.run_id,
                  f"{sum(r.passed for r in c.rows)}/{len(c.rows)}",
-                 f"{sum(cl['passed'] for cl in c.claims)}/{len(c.claims)}", "PASS" if c.passed else "FAIL"))
+                 claims_lib.count(c.claims), "PASS" if c.passed else "FAIL"))
   return _table(("experiment", "tier", "run", "references", "claims", "verdict"), rows, max_width=60)

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 
+from harness import claims as claims_lib  # pylint: disable=wrong-import-position
 from harness import compare as compare_lib  # pylint: disable=wrong-import-position
 from harness import environment, registry
 from harness.errors import HarnessError, ReferenceFileError
@@ -79,7 +80,7 @@ def _single_run(record: Mapping[str, Any], out_dir: str, references_dir: str | N
   lines += ["", "### Claims", ""]
   claims = compare_lib.evaluate_claims(record)
   lines += _md_table(("claim", "statement", "check", "verdict"),
-                     [(c["name"], c["statement"], c["check"], ("ok: " if c["passed"] else "FAIL: ") + c["detail"])
+                     [(c["name"], c["statement"], c["check"], claims_lib.verdict(c) + ": " + c["detail"])
                       for c in claims])
   if references_dir is not None:
     try:

@@ -52,4 +52,24 @@ def test_missing_or_nan_fails(check):
 def test_claim_record():
   outcome = claims.Claim("c", "statement", claims.InInterval("a", 0, 1)).evaluate({"a": m(0.5)})
   assert outcome == {"name": "c", "statement": "statement", "check": "a in [0, 1]", "passed": True,
-                     "detail": "a = 0.5"}
+                     "detail": "a = 0.5", "asserted": True}
+
+
+def test_claims_outside_their_tiers_are_reported_but_not_asserted():
+  failing = claims.Claim("c", "statement", claims.InInterval("a", 0, 1), tiers=("small", "paper"))
+  metrics = {"a": m(2.0)}
+  at_smoke, at_small = failing.evaluate(metrics, "smoke"), failing.evaluate(metrics, "small")
+  assert not at_smoke["passed"] and not at_smoke["asserted"]
+  assert not at_small["passed"] and at_small["asserted"]
+  assert claims.all_passed([at_smoke])
+  assert not claims.all_passed([at_smoke, at_small])
+  assert claims.verdict(at_smoke) == "not asserted (fails)" and claims.verdict(at_small) == "FAIL"
+  assert claims.count([at_smoke, at_small]) == "0/1 (+1 not asserted)"
+  # a claim without tiers is asserted everywhere, also when no tier is given
+  assert claims.Claim("d", "s", claims.InInterval("a", 0, 1)).evaluate(metrics)["asserted"]
+
+
+def test_a_predicate_reading_a_missing_metric_fails_cleanly():
+  check = claims.Predicate("reads b", lambda metrics: (metrics["b"].mean > 0, "b positive"))
+  outcome = check.evaluate({"a": m(1.0)})
+  assert not outcome.passed and "'b' missing" in outcome.detail
