@@ -1,0 +1,1 @@
+"""Deterministic infinite-width theory: mean-field signal propagation, residual flows."""
