@@ -1,0 +1,41 @@
+"""The repository's reference_results: every file validates, every smoke tier has one, theory entries are current."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness import references, registry
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _files():
+  root = references.DEFAULT_DIR
+  for experiment in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+    for name in sorted(os.listdir(os.path.join(root, experiment))):
+      if name.endswith(".json"):
+        yield experiment, name[:-len(".json")]
+
+
+@pytest.mark.parametrize("experiment, tier", list(_files()))
+def test_reference_file_validates_and_names_a_registered_tier(experiment, tier):
+  blob = references.load(references.DEFAULT_DIR, experiment, tier)  # validates; names the file and field
+  registry.get(experiment).tier(tier)
+  assert blob["entries"], "a reference file without entries guards nothing"
+  for entry in blob["entries"]:
+    if entry["provenance"]["kind"] == "measured":
+      assert entry["provenance"]["values"] and entry["provenance"]["reason"].strip()
+
+
+@pytest.mark.parametrize("experiment", sorted(registry.load_all()))
+def test_every_smoke_tier_has_references(experiment):
+  # `make smoke` compares every experiment's smoke tier; a missing file would make it exit 2
+  assert os.path.exists(references.reference_path(references.DEFAULT_DIR, experiment, "smoke"))
+
+
+def test_theory_entries_are_current():
+  result = subprocess.run([sys.executable, os.path.join(REPO, "tools", "add_theory_references.py"), "--check"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert result.returncode == 0, result.stdout + result.stderr
