@@ -528,15 +528,22 @@ def figures(record: Mapping[str, Any]) -> dict[str, Any]:
                     if name.startswith(prefix + "depth="))
     return [p[0] for p in points], [p[1] for p in points]
 
-  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-  for ax, what in zip(axes, ("ntk_condition_number", "ntk_mean_predictor_rms")):
-    for arch in sorted({n.split("/")[1] for n in metrics if n.startswith(what + "/")}):
-      for phase, style in (("ordered", "-"), ("critical", "--"), ("chaotic", ":")):
+  # One panel per (quantity, phase): the FCN on the colab's 32x32 images, and FCN / CNN-Flatten / CNN-GAP
+  # (circular) on the downsampled ones, where CNN-Flatten should lie on its FCN and CNN-GAP away from it.
+  phases = ("ordered", "critical", "chaotic")
+  quantities = (("ntk_condition_number", "NTK condition number"), ("ntk_mean_predictor_rms", "NTK mean predictor (rms)"))
+  fig, axes = plt.subplots(2, 3, figsize=(13, 7), squeeze=False)
+  for row, (what, label) in enumerate(quantities):
+    archs = sorted({n.split("/")[1] for n in metrics if n.startswith(what + "/")})
+    for col, phase in enumerate(phases):
+      ax = axes[row][col]
+      for arch in archs:
         x, y = series(f"{what}/{arch}/erf/{phase}/")
         if x:
-          ax.plot(x, y, style, label=f"{arch} {phase}")
-    ax.set(xscale="log", yscale="log", xlabel="depth", title=what.replace("_", " "))
-    ax.legend(fontsize=6)
+          style = "--" if arch.startswith("cnn_flatten") else ("-" if arch.startswith("cnn_gap") else ":")
+          ax.plot(x, y, style, marker=".", label=arch)
+      ax.set(xscale="log", yscale="log", xlabel="depth", ylabel=label, title=f"Erf, {phase} phase")
+      ax.legend(fontsize=6)
   fig.tight_layout()
   out["ntk_depth_profile"] = fig
 

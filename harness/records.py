@@ -52,6 +52,15 @@ def to_jsonable(value: Any) -> Any:
   return value
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def write_json_atomic(path: str, blob: Any) -> None:
   """Writes to a temporary file in the same folder, fsyncs, then renames over `path`.
 
@@ -61,6 +70,7 @@ def write_json_atomic(path: str, blob: Any) -> None:
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
   try:
+    os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; records and references are for everyone who may read the folder
     with os.fdopen(fd, "w") as f:
       json.dump(to_jsonable(blob), f, indent=1, sort_keys=False, allow_nan=False)
       f.write("\n")

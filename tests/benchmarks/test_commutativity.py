@@ -3,7 +3,6 @@
 Derivations: the module docstring of benchmarks/commutativity.py (Gram recursion: Li, Nica & Roy 2022; the s = 1
 collapse rate of ReLU: part 5) and harness/theory/residual_flow.py (the flow).
 """
-import dataclasses
 import math
 import os
 
@@ -12,12 +11,12 @@ import pytest
 from scipy import stats as scipy_stats
 
 from benchmarks import commutativity as cm
-from harness import registry, runner, stats
+from harness import registry, stats
+from tests.benchmarks import helpers
 from harness.metrics import Metric
 from harness.theory import residual_flow as rf
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXACT_MIRROR = os.path.join(os.path.dirname(REPO), "shared", "data", "cifar10-exact-subset")
+EXACT_MIRROR = helpers.EXACT_MIRROR
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -355,12 +354,7 @@ def _tiny():
 
 
 def test_tiny_run_passes_every_claim(tmp_path):
-  name = "commutativity_tiny_test"
-  registry.register(dataclasses.replace(cm.EXPERIMENT, name=name, tiers=(_tiny,)))
-  try:
-    _, record = runner.run(name, "smoke", output_dir=str(tmp_path / "run"), verbose=False)
-  finally:
-    registry.unregister(name)
+  record = helpers.run_tiny(cm.EXPERIMENT, _tiny, str(tmp_path / "run"), "commutativity_tiny_test")
   failed = [c for c in record["claims"] if not c["passed"]]
   assert not failed, failed
   assert len(record["claims"]) == len(cm.CLAIMS)
@@ -391,13 +385,7 @@ def _tiny_both_activations_and_images():
 
 @pytest.mark.skipif(not os.path.isdir(EXACT_MIRROR), reason="needs ../shared/data/cifar10-exact-subset")
 def test_tiny_run_with_both_activations_and_cifar_pairs(tmp_path):
-  name = "commutativity_tiny_images_test"
-  registry.register(dataclasses.replace(cm.EXPERIMENT, name=name, tiers=(_tiny_both_activations_and_images,)))
-  try:
-    _, record = runner.run(name, "smoke", output_dir=str(tmp_path / "run"), verbose=False,
-                           mirrors=f"cifar10={EXACT_MIRROR}")
-  finally:
-    registry.unregister(name)
+  record = helpers.run_tiny(cm.EXPERIMENT, _tiny_both_activations_and_images, str(tmp_path / "run"), "commutativity_tiny_images_test", mirrors=f"cifar10={EXACT_MIRROR}")
   failed = [c["name"] for c in record["claims"] if not c["passed"]]
   assert not failed, failed
   metrics = record["metrics"]

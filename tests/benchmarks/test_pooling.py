@@ -1,5 +1,4 @@
 """The pooling experiment's metric code: specs, learning-rate rule, validation split, claims, one tiny run."""
-import dataclasses
 import math
 import os
 
@@ -7,12 +6,12 @@ import numpy as np
 import pytest
 
 from benchmarks import pooling as pl
-from harness import nets, registry, runner, training
+from harness import nets, registry, training
+from tests.benchmarks import helpers
 from harness.metrics import Metric
 
 SEED = 0
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXACT_MIRROR = os.path.join(os.path.dirname(REPO), "shared", "data", "cifar10-exact-subset")
+EXACT_MIRROR = helpers.EXACT_MIRROR
 
 
 def metric(*values, seeds=None):
@@ -150,13 +149,7 @@ def _tiny():
 
 @pytest.mark.skipif(not os.path.isdir(EXACT_MIRROR), reason="needs ../shared/data/cifar10-exact-subset")
 def test_tiny_run_end_to_end(tmp_path):
-  name = "pooling_tiny_test"
-  registry.register(dataclasses.replace(pl.EXPERIMENT, name=name, tiers=(_tiny,)))
-  try:
-    _, record = runner.run(name, "smoke", output_dir=str(tmp_path / "run"), verbose=False,
-                           mirrors=f"cifar10={EXACT_MIRROR}")
-  finally:
-    registry.unregister(name)
+  record = helpers.run_tiny(pl.EXPERIMENT, _tiny, str(tmp_path / "run"), "pooling_tiny_test", mirrors=f"cifar10={EXACT_MIRROR}")
   failed = [c["name"] for c in record["claims"] if c["asserted"] and not c["passed"]]
   assert not failed, failed
   assert set(record["phases"]) == {"theory", "cnn_theory", "data", "kernels", "finite"}

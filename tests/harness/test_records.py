@@ -1,6 +1,7 @@
 """Run records: atomic writes, schema validation, run directories that are never overwritten."""
 import json
 import os
+import stat
 
 import pytest
 
@@ -65,3 +66,12 @@ def test_load_incomplete_run(tmp_path):
     records.load(str(tmp_path))
   with pytest.raises(RunDirError, match="no run directory"):
     records.load(str(tmp_path / "nope"))
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+  # mkstemp creates 0600 files; a record must be as readable as any file the user writes (0666 & ~umask)
+  path = str(tmp_path / "results.json")
+  records.write_json_atomic(path, {"a": 1})
+  mask = os.umask(0)
+  os.umask(mask)
+  assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~mask
