@@ -837,7 +837,7 @@ CLAIMS = (
                                   _total(_check_kernel_matches_recursion))),
     claims.Claim("width_first_path_converges_at_rate_1_over_L",
                  "width first: the infinite-width kernel at depth L approaches the flow's limit as e_c / L "
-                 "(Euler discretisation of the flow; Hayou & Yang 2023 Sec. 3)",
+                 "(Euler discretisation of the flow that characterises the limit, Hayou & Yang 2023)",
                  claims.Predicate(f"error strictly decreasing in L, power-law slope in {WIDTH_FIRST_SLOPE}, "
                                   f"L*error at the largest L within {ERROR_COEFFICIENT_RTOL:g} (rel) of e_c",
                                   _total(_check_width_first))),
@@ -850,7 +850,7 @@ CLAIMS = (
                  claims.Predicate(f"each step a decrease (one-sided Welch, alpha {CLAIM_ALPHA:g}); slope vs n in "
                                   f"{FLUCTUATION_SLOPE}", _total(_check_mc_path("joint")))),
     claims.Claim("finite_width_error_uniform_in_depth",
-                 "the finite-width distance does not grow with depth (the limits commute; Hayou & Yang 2023 Thm.)",
+                 "the finite-width distance does not grow with depth (the limits commute, Hayou & Yang 2023)",
                  claims.Predicate(f"at every n, distance at the largest L not above {UNIFORM_DEPTH_FACTOR:g} x that at "
                                   f"the smallest L (one-sided Welch, alpha {CLAIM_ALPHA:g})",
                                   _total(_check_uniform_in_depth))),

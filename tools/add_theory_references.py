@@ -20,7 +20,8 @@ from harness import records, references  # pylint: disable=wrong-import-position
 # float64 recursions of at most a few hundred steps: a few hundred ulps at most.
 ROUNDING_RTOL = 1e-12
 RESIDUAL_FLOW = "harness/theory/residual_flow.py"
-HAYOU_YANG = "Hayou & Yang 2023, Width and Depth Limits Commute in Residual Networks, arXiv 2302.00453, Sec. 2-3"
+HAYOU_YANG = ("Hayou & Yang 2023, Width and Depth Limits Commute in Residual Networks, arXiv 2302.00453 (the residual "
+              "net and its limiting covariance flow)")
 CHO_SAUL = "Cho & Saul 2009, Kernel Methods for Deep Learning, Eq. 6 (n = 1): E[relu(u)^2] = q / 2"
 TIERS = ("smoke", "small")  # the tiers with reference files in the repository
 

@@ -1,6 +1,6 @@
 """The depth limit of the infinite-width kernel of residual nets with 1/sqrt(depth) branches: an ODE flow.
 
-The net (Hayou & Yang 2023, "Width and Depth Limits Commute in Residual Networks", arXiv 2302.00453, Sec. 2):
+The net (Hayou & Yang 2023, "Width and Depth Limits Commute in Residual Networks", arXiv 2302.00453):
 
     Y_0 = W_in x,   Y_l = Y_{l-1} + s W_l phi(Y_{l-1}),  l = 1..L,   W_l ~ N(0, 1/n),  s = branch scale.
 
@@ -13,7 +13,7 @@ With s = L^(-1/2) this is the explicit Euler scheme with step h = 1/L for the fl
 
     dK/dt = E[phi(u) phi(v)](K)                                                   (`solve_flow`)
 
-so K_L -> K(1) as L -> infinity (Hayou & Yang 2023, Sec. 3: the same limit as width and depth go to infinity
+so K_L -> K(1) as L -> infinity (Hayou & Yang 2023: the same limit as width and depth go to infinity
 in any order). Drifts (closed forms in `harness.theory.signal_propagation.gaussian_moments`):
   ReLU (arc-cosine kernel, Cho & Saul 2009): E[phi phi] = sqrt(q1 q2) / (2 pi) (sin theta + (pi - theta) cos theta),
        cos theta = c = k12 / sqrt(q1 q2). Hence dq/dt = q/2, q(1) = e^(1/2) q(0), and, with dk/dt = q g(c),
