@@ -64,7 +64,6 @@ Parts (phases of the run):
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -631,18 +630,6 @@ def _all(results: list[tuple[bool, str]]) -> tuple[bool, str]:
       f" (+{len(results) - 4} more)" if len(results) > 4 else "")
 
 
-def _total(check: Callable[[Mapping[str, Any]], tuple[bool, str]]) -> Callable[[Mapping[str, Any]], tuple[bool, str]]:
-  """The check, with a missing metric reported as a failed claim: a KeyError would propagate out of
-  claims.evaluate_all (Predicate only catches its own MissingMetric) and abort the run before its record is written."""
-  @functools.wraps(check)
-  def wrapped(metrics):
-    try:
-      return check(metrics)
-    except KeyError as e:
-      return False, f"metric {e.args[0]!r} missing"
-  return wrapped
-
-
 def _check_kernel_matches_recursion(metrics):
   results = []
   for act in _present(metrics, "max_rel_diff/infinite_width_kernel_library_vs_recursion"):
@@ -834,30 +821,30 @@ CLAIMS = (
     claims.Claim("library_kernel_is_the_residual_recursion",
                  "the library's infinite-width kernel of the finite-depth net equals K_l = K_(l-1) + s^2 E[phi phi]",
                  claims.Predicate(f"max relative difference <= {KERNEL_MATCH_RTOL:g} for every activation, scale, L",
-                                  _total(_check_kernel_matches_recursion))),
+                                  _check_kernel_matches_recursion)),
     claims.Claim("width_first_path_converges_at_rate_1_over_L",
                  "width first: the infinite-width kernel at depth L approaches the flow's limit as e_c / L "
                  "(Euler discretisation of the flow that characterises the limit, Hayou & Yang 2023)",
                  claims.Predicate(f"error strictly decreasing in L, power-law slope in {WIDTH_FIRST_SLOPE}, "
                                   f"L*error at the largest L within {ERROR_COEFFICIENT_RTOL:g} (rel) of e_c",
-                                  _total(_check_width_first))),
+                                  _check_width_first)),
     claims.Claim("depth_first_path_converges",
                  "depth first (L = largest depth, n growing): the distance to the limit falls to 0 like n^(-1/2)",
                  claims.Predicate(f"each step in n a decrease (one-sided Welch, alpha {CLAIM_ALPHA:g}); slope vs n in "
-                                  f"{FLUCTUATION_SLOPE}", _total(_check_mc_path("depth_first")))),
+                                  f"{FLUCTUATION_SLOPE}", _check_mc_path("depth_first"))),
     claims.Claim("joint_path_converges",
                  "jointly (n = L growing): the distance to the limit falls to 0 like n^(-1/2)",
                  claims.Predicate(f"each step a decrease (one-sided Welch, alpha {CLAIM_ALPHA:g}); slope vs n in "
-                                  f"{FLUCTUATION_SLOPE}", _total(_check_mc_path("joint")))),
+                                  f"{FLUCTUATION_SLOPE}", _check_mc_path("joint"))),
     claims.Claim("finite_width_error_uniform_in_depth",
                  "the finite-width distance does not grow with depth (the limits commute, Hayou & Yang 2023)",
                  claims.Predicate(f"at every n, distance at the largest L not above {UNIFORM_DEPTH_FACTOR:g} x that at "
                                   f"the smallest L (one-sided Welch, alpha {CLAIM_ALPHA:g})",
-                                  _total(_check_uniform_in_depth))),
+                                  _check_uniform_in_depth)),
     claims.Claim("gaussianity_improves_with_width",
                  "pre-activations become Gaussian as n grows, at every depth (excess kurtosis = O(1/n))",
                  claims.Predicate(f"excess kurtosis decreases at each step in n, every L (one-sided Welch, alpha "
-                                  f"{CLAIM_ALPHA:g})", _total(_check_gaussianity))),
+                                  f"{CLAIM_ALPHA:g})", _check_gaussianity)),
     claims.Claim("branch_scale_one_degenerates",
                  "without 1/sqrt(L) (s = 1, infinite width): the variance explodes with depth; ReLU: q_L = 1.5^L q_0 "
                  "and the correlation collapses to 1 algebraically, eps = 1 - c obeying eps_(l+1) = eps_l - "
@@ -868,17 +855,17 @@ CLAIMS = (
                                   f"exactly 1.5^L at every L (rel {KERNEL_MATCH_RTOL:g}), 1 - c_L strictly decreasing "
                                   "in L for every synthetic pair, and the slope of (1 - c_L)^(-1/2) between the two "
                                   f"largest L within {SCALE_ONE_SLOPE_RTOL:g} (rel) of sqrt(2)/(9 pi) = "
-                                  f"{SCALE_ONE_COLLAPSE_SLOPE:.5f}", _total(_check_scale_one))),
+                                  f"{SCALE_ONE_COLLAPSE_SLOPE:.5f}", _check_scale_one)),
     claims.Claim("branch_scale_inverse_depth_is_trivial",
                  "with 1/L branches the net tends to the identity map: q_L/q_0 - 1 and |c_L - c_0| = O(1/L)",
                  claims.Predicate(f"power-law slopes in {TRIVIAL_SLOPE}; Monte Carlo |Y_L - Y_0|/|Y_0| decreasing in L "
-                                  "at the largest width (one-sided Welch)", _total(_check_inverse_depth))),
+                                  "at the largest width (one-sided Welch)", _check_inverse_depth)),
     claims.Claim("keras_nets_match_gram_simulator",
                  "finite Keras nets of the architecture library (spec.keras_model) draw c_L and q_L from the same "
                  "distribution as the Gram-recursion simulator of the Monte Carlo grid (Li, Nica & Roy 2022)",
                  claims.Predicate(f"every two-sample KS p-value (c_L per synthetic pair, q_L of the anchor, per "
                                   f"(n, L) point) > {KERAS_FAMILY_ALPHA:g} / (number of tests) (Bonferroni)",
-                                  _total(_check_keras_vs_gram))),
+                                  _check_keras_vs_gram)),
 )
 
 

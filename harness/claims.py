@@ -212,24 +212,34 @@ def evaluate_all(claims: Sequence[Claim], metrics: Mapping[str, Metric], tier: s
   return [claim.evaluate(metrics, tier) for claim in claims]
 
 
+def _asserted(outcome: Mapping) -> bool:
+  """Whether the outcome decides its run (outcomes without the key, from older records, do)."""
+  return outcome.get("asserted", True)
+
+
 def verdict(outcome: Mapping) -> str:
   """'ok', 'FAIL', or for a claim not asserted at the run's tier 'not asserted (ok)' / 'not asserted (fails)'."""
-  if not outcome.get("asserted", True):
+  if not _asserted(outcome):
     return "not asserted (" + ("ok" if outcome["passed"] else "fails") + ")"
   return "ok" if outcome["passed"] else "FAIL"
 
 
 def count(outcomes: Sequence[Mapping]) -> str:
   """'passed/asserted' over the asserted claims, e.g. '7/8' (plus '+2 not asserted')."""
-  asserted = [o for o in outcomes if o.get("asserted", True)]
+  asserted = [o for o in outcomes if _asserted(o)]
   extra = len(outcomes) - len(asserted)
   return f"{sum(o['passed'] for o in asserted)}/{len(asserted)}" + (f" (+{extra} not asserted)" if extra else "")
 
 
+def failures(outcomes: Sequence[Mapping]) -> list[str]:
+  """Names of the asserted claims that failed."""
+  return [o["name"] for o in outcomes if _asserted(o) and not o["passed"]]
+
+
 def all_passed(outcomes: Sequence[Mapping]) -> bool:
-  """Every asserted claim passed (outcomes without the key, from older records, count as asserted)."""
-  return all(o["passed"] for o in outcomes if o.get("asserted", True))
+  """Every asserted claim passed."""
+  return not failures(outcomes)
 
 
 __all__ = ["Claim", "Check", "Greater", "InInterval", "Close", "Monotone", "Predicate", "Outcome",
-           "evaluate_all", "all_passed", "verdict", "count"]
+           "evaluate_all", "all_passed", "failures", "verdict", "count"]

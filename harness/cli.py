@@ -92,7 +92,7 @@ def cmd_run(args: list[str]) -> int:
       results.append(comparison)
     else:
       from harness import claims as claims_lib
-      failed = [c["name"] for c in record["claims"] if not c["passed"] and c.get("asserted", True)]
+      failed = claims_lib.failures(record["claims"])
       print(f"claims: {claims_lib.count(record['claims'])} ok" + (f"; failed: {', '.join(failed)}" if failed else ""))
       results.append(not failed)
   if FLAGS.compare:
