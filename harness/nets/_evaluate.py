@@ -30,10 +30,11 @@ import numpy as np
 from keras import ops
 
 from harness.nets import backends
+from harness.nets import _batching
 from harness.nets import _spec
 from harness.nets._kernel import DIAGONAL, FULL, VECTOR, Kernel
 
-KERNELS = ("nngp", "ntk")
+KERNELS = _batching.KERNELS
 DTYPES = ("float32", "float64")
 # Elements of one (c, H, W, H, W) chunk: 2^17 (1 MiB a tensor in float64, the L2 of a core here). Measured on the
 # 2-core CI machine, float64, CNN-GAP depth 10: 16x16 images 223 -> 310 entries/s against 2^20; depth 2 on 8x8,
@@ -44,13 +45,6 @@ BLOCK_ELEMENTS = 2**23
 
 _CACHE: dict = {}
 _CACHE_LOCK = threading.Lock()
-
-
-def _canonical_get(get: str | Sequence[str]) -> tuple[str, ...]:
-  names = (get,) if isinstance(get, str) else tuple(get)
-  if not names or any(g not in KERNELS for g in names) or len(set(names)) != len(names):
-    raise ValueError(f"get must name some of {KERNELS}, got {get!r}")
-  return names
 
 
 def host_threads() -> int:
@@ -217,18 +211,8 @@ def _map(fn, jobs, threads: int):
     return list(pool.map(fn, jobs))
 
 
-def _even_chunks(n: int, size: int) -> list[tuple[int, int]]:
-  return [(start, min(start + size, n)) for start in range(0, n, size)]
-
-
-def _take_padded(x: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
-  if len(index) < size:
-    index = np.concatenate([index, np.full(size - len(index), index[-1])])
-  return x[index]
-
-
 def kernel(spec: _spec.Layer, x1, x2=None, get: str | Sequence[str] = KERNELS, dtype: str = "float64"):
-  requested = _canonical_get(get)
+  requested = _batching.canonical_get(get, unique=True)
   names = ("nngp", "ntk") if "ntk" in requested else ("nngp",)  # the NTK recursion needs the NNGP
   if dtype not in DTYPES:
     raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -259,7 +243,7 @@ def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
   threads = host_threads() if plan.is_image else 1
   per_row = n2 * (math.prod(x1.shape[1:3]) if plan.is_image else 1)
   rows = max(1, min(-(-n1 // threads), BLOCK_ELEMENTS // max(per_row, 1)))
-  chunks = _even_chunks(n1, rows)
+  chunks = _batching.blocks(n1, rows)
   rows = max(stop - start for start, stop in chunks)
   key = (spec.describe(), "block", keras.backend.backend(), rows, x2.shape, dtype, names, symmetric)
   fn = _compiled(key, lambda: _block_fn(plan, names, symmetric))
@@ -267,7 +251,7 @@ def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
 
   def job(chunk):
     start, stop = chunk
-    index = _take_padded(np.arange(n1), np.arange(start, stop), rows)
+    index = _batching.padded(np.arange(n1), start, stop, rows)
     arrays = [x1[index], x2, scratch]
     if symmetric:
       arrays.append(index[:, None] == np.arange(n2)[None, :])
@@ -301,14 +285,14 @@ def _full_kernel(spec, plan, x1, x2, symmetric, names, dtype):
 
   def job(chunk):
     start, stop = chunk
-    a = _take_padded(rows, np.arange(start, stop), steps * size)
-    b = _take_padded(cols, np.arange(start, stop), steps * size)
+    a = _batching.padded(rows, start, stop, steps * size)
+    b = _batching.padded(cols, start, stop, steps * size)
     grid = (steps, size)
     arrays = [data[a].reshape(grid + data.shape[1:]), data[b].reshape(grid + data.shape[1:]), scratch]
     arrays += [(a == b).reshape(grid)] if masked else []
     return [r.reshape(-1)[:stop - start] for r in _call(fn, arrays, dtype)]
 
-  parts = _map(job, _even_chunks(pairs, steps * size), threads)
+  parts = _map(job, _batching.blocks(pairs, steps * size), threads)
   values = [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
   blocks = []
   for value in values:

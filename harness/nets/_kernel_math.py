@@ -111,14 +111,18 @@ def pad_spatial(t, width: int, spatial_axes: Sequence[tuple[int, ...]]):
   return ops.pad(t, pad)
 
 
+def wrap_axis(t, axis: int, n: int, before: int, after: int):
+  """t (of size n along `axis`) extended by `before` and `after` entries wrapping around (circular padding):
+  entry i of the result is entry (i - before) mod n of t."""
+  return ops.take(t, [(i - before) % n for i in range(n + before + after)], axis=axis)
+
+
 def wrap_spatial(t, width: int, spatial_axes: Sequence[tuple[int, ...]], spatial_shape: Sequence[int]):
-  """t extended by `width` entries on both sides of its spatial axes, wrapping around (circular padding):
-  entry i of the result is entry (i - width) mod n of t. spatial_axes[i] lists the axes of spatial dimension i
-  (of size spatial_shape[i])."""
+  """t extended by `width` entries on both sides of its spatial axes, wrapping around (`wrap_axis`);
+  spatial_axes[i] lists the axes of spatial dimension i (of size spatial_shape[i])."""
   for axes, n in zip(spatial_axes, spatial_shape):
-    index = [(i - width) % n for i in range(n + 2 * width)]
     for axis in axes:
-      t = ops.take(t, index, axis=axis)
+      t = wrap_axis(t, axis, n, width, width)
   return t
 
 

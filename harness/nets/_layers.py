@@ -10,9 +10,21 @@ import numpy as np
 import keras
 from keras import ops
 
+from harness.nets import _kernel_math
 from harness.nets import _parameterization
 
 PACKAGE = "harness_nets"
+PADDINGS = ("SAME", "VALID", "CIRCULAR")
+
+
+def conv_geometry(size: int, filter_size: int, strides: int, padding: str) -> tuple[int, tuple[int, int]]:
+  """(output size, (pad before, pad after)) of a convolution along one spatial axis, as TF/Keras/NT pad;
+  CIRCULAR pads as SAME (with wrapped values instead of zeros)."""
+  if padding == "VALID":
+    return (size - filter_size) // strides + 1, (0, 0)
+  out = -(-size // strides)
+  total = max((out - 1) * strides + filter_size - size, 0)
+  return out, (total // 2, total - total // 2)
 
 
 def layer_seed(model_seed: int, index: int) -> int:
@@ -107,21 +119,20 @@ class NTKConv(_Affine):
       return self._affine(ops.conv(self._wrap(x), self.kernel, strides=self.strides, padding="valid"))
     return self._affine(ops.conv(x, self.kernel, strides=self.strides, padding=self.padding.lower()))
 
+  def _geometry(self, size: int) -> tuple[int, tuple[int, int]]:
+    return conv_geometry(size, self.filter_size, self.strides, self.padding)
+
   def _wrap(self, x):
     """x extended around H and W by wrapping, with the pads of 'SAME' (so the output size is SAME's)."""
     for axis in (1, 2):
       n = int(x.shape[axis])
-      out = -(-n // self.strides)
-      total = max((out - 1) * self.strides + self.filter_size - n, 0)
-      before = total // 2
-      x = ops.take(x, [(i - before) % n for i in range(n + total)], axis=axis)
+      x = _kernel_math.wrap_axis(x, axis, n, *self._geometry(n)[1])
     return x
 
   def compute_output_shape(self, input_shape):
     _, h, w, _ = input_shape
-    size = (lambda n: -(-n // self.strides)) if self.padding in ("SAME", "CIRCULAR") else (
-        lambda n: (n - self.filter_size) // self.strides + 1)
-    return (input_shape[0], None if h is None else size(h), None if w is None else size(w), self.filters)
+    size = lambda n: None if n is None else self._geometry(n)[0]  # noqa: E731
+    return (input_shape[0], size(h), size(w), self.filters)
 
   def get_config(self):
     config = super().get_config()

@@ -23,7 +23,7 @@ from harness.nets import _layers
 from harness.nets._kernel import DIAGONAL, FULL, VECTOR, Kernel
 
 PAIRS = "pairs"  # layout of per-pair scalars after GlobalAvgPool on FULL kernels: nngp, ntk (c,)
-PADDINGS = ("SAME", "VALID", "CIRCULAR")
+PADDINGS = _layers.PADDINGS
 
 
 class Layer:
@@ -131,12 +131,7 @@ class Conv(Layer):
 
   def geometry(self, size: int) -> tuple[int, tuple[int, int]]:
     """(output size, (pad before, pad after)) along one spatial axis, as TF/Keras/NT pad."""
-    f, s = self.filter_size, self.strides
-    if self.padding.upper() == "VALID":
-      return (size - f) // s + 1, (0, 0)
-    out = -(-size // s)
-    total = max((out - 1) * s + f - size, 0)
-    return out, (total // 2, total - total // 2)
+    return _layers.conv_geometry(size, self.filter_size, self.strides, self.padding)
 
   @property
   def circular(self) -> bool:
@@ -170,26 +165,23 @@ class Conv(Layer):
     if self.circular:  # wrap the interior around by the widest pad (p and p' shift together, so each axis wraps)
       border = self.pad_width(k.spatial_shape)
       k = k.interior()
-      pair_pad = (lambda t: _kernel_math.wrap_spatial(t, border, k.pair_spatial_axes(), k.spatial_shape)) if border \
-          else (lambda t: t)
-      var_pad = (lambda v: _kernel_math.wrap_spatial(v, border, k.var_spatial_axes(), k.spatial_shape)) if border \
-          else (lambda v: v)
-    else:
+      pairs_bordered = False
+    else:  # the pair tensors get their zero border from `with_border` (a recycled buffer), the variances here
       border = self.border(k.spatial_shape)
       k = k.with_border(border) if border else k.interior()
-      pair_pad = lambda t: t  # noqa: E731  (the zero border is already there)
-      var_pad = (lambda v: _kernel_math.pad_spatial(v, border, k.var_spatial_axes())) if border else (lambda v: v)
+      pairs_bordered = True
 
-    def stencil(t, axes, t_border):
-      return _kernel_math.conv_stencil(t, t_border, axes, filt, strides, pads, out)
+    def stencil(t, axes, bordered: bool):
+      if border and not bordered:
+        t = (_kernel_math.wrap_spatial(t, border, axes, k.spatial_shape) if self.circular
+             else _kernel_math.pad_spatial(t, border, axes))
+      return _kernel_math.conv_stencil(t, border, axes, filt, strides, pads, out)
 
-    def stencil_var(v):
-      return stencil(var_pad(v), k.var_spatial_axes(), border)
-
-    nngp = stencil(pair_pad(k.nngp), k.pair_spatial_axes(), border)
-    ntk = None if k.ntk is None else stencil(pair_pad(k.ntk), k.pair_spatial_axes(), border)
-    linear = k.replace(nngp=nngp, ntk=ntk, var1=stencil_var(k.var1), var2=stencil_var(k.var2), border=0,
-                       spatial_shape=out)
+    pair_axes, var_axes = k.pair_spatial_axes(), k.var_spatial_axes()
+    nngp = stencil(k.nngp, pair_axes, pairs_bordered)
+    ntk = None if k.ntk is None else stencil(k.ntk, pair_axes, pairs_bordered)
+    linear = k.replace(nngp=nngp, ntk=ntk, var1=stencil(k.var1, var_axes, False), var2=stencil(k.var2, var_axes, False),
+                       border=0, spatial_shape=out)
     return _affine(linear, self.w_std, self.b_std)
 
   def build(self, x, context):

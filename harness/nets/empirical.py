@@ -25,25 +25,12 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from harness.nets import _batching
+from harness.nets import backends
+
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_NUM_OUTPUTS = 16
-KERNELS = ("nngp", "ntk")
-
-
-def _backend():
-  from harness.nets import backends  # pylint: disable=import-outside-toplevel
-  return backends.current()
-
-
-def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
-  return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-
-
-def _padded(x: np.ndarray, start: int, stop: int, size: int) -> np.ndarray:
-  block = x[start:stop]
-  if block.shape[0] == size:
-    return block
-  return np.pad(block, [(0, size - block.shape[0])] + [(0, 0)] * (x.ndim - 1), mode="edge")
+KERNELS = _batching.KERNELS
 
 
 class _Contractions:
@@ -53,7 +40,7 @@ class _Contractions:
   """
 
   def __init__(self, model: keras.Model, trace_outputs: bool):
-    backend = _backend()
+    backend = backends.current()
     self.trace_outputs = trace_outputs
 
     def forward(params, non_trainable, x):
@@ -95,18 +82,18 @@ def _ntk(contractions: _Contractions, params, non_trainable, x1: np.ndarray, x2:
          batch_size: int) -> np.ndarray:
   symmetric = x2 is None
   other = x1 if symmetric else x2
-  rows, cols = _batches(x1.shape[0], batch_size), _batches(other.shape[0], batch_size)
+  rows, cols = _batching.blocks(x1.shape[0], batch_size), _batching.blocks(other.shape[0], batch_size)
   size = min(batch_size, max(x1.shape[0], other.shape[0]))
   out = None
   for i, (r0, r1) in enumerate(rows):
-    xa = _padded(x1, r0, r1, size)
+    xa = _batching.padded(x1, r0, r1, size)
     for j, (c0, c1) in enumerate(cols):
       if symmetric and j < i:
         continue
       if symmetric and i == j:
         block = contractions.ntk_same(params, non_trainable, xa)
       else:
-        block = contractions.ntk_pair(params, non_trainable, xa, _padded(other, c0, c1, size))
+        block = contractions.ntk_pair(params, non_trainable, xa, _batching.padded(other, c0, c1, size))
       block = keras.ops.convert_to_numpy(block)[:r1 - r0, :c1 - c0]
       if out is None:
         out = np.empty((x1.shape[0], other.shape[0]) + block.shape[2:], dtype=block.dtype)
@@ -145,9 +132,7 @@ def monte_carlo_kernels(spec, x1: np.ndarray, x2: np.ndarray | None = None, *, w
   Returns {name: (n1, n2)} or the bare array when `get` is a string. `input_shape` defaults to
   x1.shape[1:]. Every sample is a fresh initialisation; the compiled forward / Jacobian graph is shared.
   """
-  names = (get,) if isinstance(get, str) else tuple(get)
-  if not names or any(g not in KERNELS for g in names):
-    raise ValueError(f"get must name some of {KERNELS}, got {get!r}")
+  names = _batching.canonical_get(get)
   if n_samples < 1:
     raise ValueError(f"n_samples must be >= 1, got {n_samples}")
   input_shape = tuple(x1.shape[1:] if input_shape is None else input_shape)

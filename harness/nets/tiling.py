@@ -35,16 +35,11 @@ from typing import Callable, Iterable, Sequence
 import keras
 import numpy as np
 
+from harness.nets import _batching
+from harness.nets import backends
+
 DEFAULT_TILE_SIZE = 256
-KERNELS = ("nngp", "ntk")
-
-
-def _canonical_get(get: str | Sequence[str]) -> tuple[str, ...]:
-  names = (get,) if isinstance(get, str) else tuple(get)
-  unknown = [g for g in names if g not in KERNELS]
-  if not names or unknown:
-    raise ValueError(f"get must name some of {KERNELS}, got {get!r}")
-  return names
+KERNELS = _batching.KERNELS
 
 
 def _describe(spec) -> str:
@@ -73,30 +68,12 @@ def cache_key(spec, x1: np.ndarray, x2: np.ndarray | None, get: tuple[str, ...],
   return digest.hexdigest()[:20]
 
 
-def _backend():
-  """The backend module of harness.nets for the active Keras backend (devices, device_scope)."""
-  from harness.nets import backends  # pylint: disable=import-outside-toplevel
-  return backends.current()
-
-
-def _blocks(n: int, tile_size: int) -> list[tuple[int, int]]:
-  return [(start, min(start + tile_size, n)) for start in range(0, n, tile_size)]
-
-
-def _padded(x: np.ndarray, start: int, stop: int, tile_size: int) -> np.ndarray:
-  block = x[start:stop]
-  if block.shape[0] == tile_size:
-    return block
-  pad = [(0, tile_size - block.shape[0])] + [(0, 0)] * (x.ndim - 1)
-  return np.pad(block, pad, mode="edge")
-
-
 def tile_indices(n1: int, n2: int | None, tile_size: int) -> list[tuple[int, int]]:
   """(row tile, column tile) pairs to compute: all of them, or the upper triangle when n2 is None."""
-  rows = len(_blocks(n1, tile_size))
+  rows = len(_batching.blocks(n1, tile_size))
   if n2 is None:
     return [(i, j) for i in range(rows) for j in range(i, rows)]
-  return [(i, j) for i in range(rows) for j in range(len(_blocks(n2, tile_size)))]
+  return [(i, j) for i in range(rows) for j in range(len(_batching.blocks(n2, tile_size)))]
 
 
 def _save_tile(path: str, tile: dict[str, np.ndarray]) -> None:
@@ -131,7 +108,7 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
   `on_tile(i, j)` is called after tile (i, j) is stored (and cached); an exception from it stops the run
   with all tiles finished so far kept in the cache.
   """
-  names = _canonical_get(get)
+  names = _batching.canonical_get(get)
   x1 = np.asarray(x1)
   x2 = None if x2 is None else np.asarray(x2)
   if tile_size < 1:
@@ -142,7 +119,7 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
   n2 = other.shape[0]
   # A side shorter than a tile is one unpadded block: padding 250 inputs to a 512 tile would do 4x the work.
   row_tile, col_tile = min(tile_size, n1), min(tile_size, n2)
-  rows, cols = _blocks(n1, row_tile), _blocks(n2, col_tile)
+  rows, cols = _batching.blocks(n1, row_tile), _batching.blocks(n2, col_tile)
   todo = tile_indices(n1, None if symmetric else n2, tile_size)
   out = {g: np.empty((n1, n2), dtype=np.dtype(dtype)) for g in names}
 
@@ -184,8 +161,8 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
     bar.update(len(todo) - len(remaining))
 
   def compute(i: int, j: int) -> dict[str, np.ndarray]:
-    a = _padded(x1, *rows[i], row_tile)
-    b = _padded(other, *cols[j], col_tile)
+    a = _batching.padded(x1, *rows[i], row_tile)
+    b = _batching.padded(other, *cols[j], col_tile)
     result = spec.kernel(a, b, get=names, dtype=dtype)
     return {g: np.asarray(result[g]) for g in names}
 
@@ -199,7 +176,7 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
     if on_tile is not None:
       on_tile(i, j)
 
-  backend = _backend()
+  backend = backends.current()
   device_list = list(backend.devices() if devices is None else devices)
   if len(device_list) <= 1 or len(remaining) <= 1:
     for i, j in remaining:
@@ -217,7 +194,7 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
 def _run_on_devices(device_list: list, remaining: Iterable[tuple[int, int]],
                     compute: Callable[[int, int], dict], finish: Callable[[int, int, dict], None]) -> None:
   """One worker thread per device computes tiles; the calling thread stores them (and runs callbacks)."""
-  backend = _backend()
+  backend = backends.current()
   free = queue.SimpleQueue()
   for device in device_list:
     free.put(device)
