@@ -424,16 +424,15 @@ RESOLVING_TIERS = ("small", "paper")
 def _profile_ratios(metrics, arch: str) -> dict[tuple[str, str, int], float]:
   """{(quantity, phase, depth): arch's value / the FCN's} over the circular CNN theory profiles."""
   out = {}
-  prefix = {}
   for name in metrics:
     parts = name.split("/")
-    if len(parts) == 5 and parts[0] in ("ntk_condition_number", "ntk_mean_predictor_rms") and parts[2] == "erf" \
-        and parts[1].startswith(arch + "_circular_"):
-      size = parts[1].rsplit("_", 1)[1]
-      prefix[size] = True
-      fcn = metrics.get("/".join([parts[0], f"fcn_{size}", "erf", parts[3], parts[4]]))
-      if fcn is not None:
-        out[parts[0], parts[3], int(parts[4].split("=")[1])] = metrics[name].mean / fcn.mean
+    if len(parts) != 5 or parts[0] not in ("ntk_condition_number", "ntk_mean_predictor_rms") or parts[2] != "erf" \
+        or not parts[1].startswith(arch + "_circular_"):
+      continue
+    size = int(parts[1].rsplit("_", 1)[1].removesuffix("px"))
+    fcn = metrics.get("/".join([parts[0], cnn_theory_name("fcn", size)] + parts[2:]))
+    if fcn is not None:
+      out[parts[0], parts[3], int(parts[4].split("=")[1])] = metrics[name].mean / fcn.mean
   return out
 
 
