@@ -32,7 +32,7 @@ from keras import ops
 from harness.nets import backends
 from harness.nets import _batching
 from harness.nets import _spec
-from harness.nets._kernel import DIAGONAL, FULL, VECTOR, Kernel
+from harness.nets._kernel import DIAGONAL, FULL, NONLINEARITY_BORDER, VECTOR, Kernel
 
 KERNELS = _batching.KERNELS
 DTYPES = ("float32", "float64")
@@ -44,6 +44,7 @@ FULL_CHUNK_ELEMENTS = 2**17
 BLOCK_ELEMENTS = 2**23
 
 _CACHE: dict = {}
+_ZEROS: dict = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -80,15 +81,16 @@ class _Plan:
     self.vector_needs_variances = any(leaf.has_nonlinearity() for leaf in self.vector)
     first = self.spatial[0] if self.spatial else None
     self.input_border = first.border(input_shape[:2]) if isinstance(first, _spec.Conv) else 0
-    # Widest zero border any spatial tensor gets (Conv pads; 1 for the readout's sum), for the scratch size.
-    self.max_border = max([1] + [leaf.filter_size for leaf in _conv_leaves(self.spatial)])
+    # Widest zero border any spatial tensor gets (a Conv's largest pad, at most filter_size - 1; the nonlinearities'
+    # and readouts' NONLINEARITY_BORDER), for the scratch size.
+    self.max_border = max([NONLINEARITY_BORDER] + [leaf.filter_size - 1 for leaf in _conv_leaves(self.spatial)])
 
   def scratch_size(self, pair_elements_per_position: int, spatial_shape) -> int:
-    """Elements of the zero scratch vector: the largest bordered nngp/ntk tensor (spatial sizes only shrink)."""
+    """Elements of the zero scratch vector: the largest bordered nngp and ntk, stacked (spatial sizes only shrink)."""
     h, w = spatial_shape
     b = self.max_border
     grid = (h + 2 * b) * (w + 2 * b)
-    return pair_elements_per_position * (grid if self.layout == DIAGONAL else grid * grid)
+    return 2 * pair_elements_per_position * (grid if self.layout == DIAGONAL else grid * grid)
 
 
 def _conv_leaves(layers) -> list:
@@ -199,8 +201,20 @@ def _compiled(key: tuple, make):
 # ------------------------------------------------------------------------------------------------------
 # Driver
 # ------------------------------------------------------------------------------------------------------
+def _zeros(size: int, dtype: str):
+  """The zero scratch vector as a backend tensor, made once per size and dtype: it is only read (a copy of a
+  zero array every call costs a page fault per 4 KiB and a conversion; CNN-Flatten 32x32: 12 MiB a call)."""
+  key = (keras.backend.backend(), size, dtype)
+  with _CACHE_LOCK:
+    if key not in _ZEROS:
+      _ZEROS.clear()  # keep only the latest: a large one should not stay alive for good
+      _ZEROS[key] = ops.zeros((size,), dtype=dtype)
+    return _ZEROS[key]
+
+
 def _call(fn, arrays, dtype):
-  tensors = [ops.convert_to_tensor(a, dtype=dtype if a.dtype != bool else "bool") for a in arrays]
+  tensors = [a if not isinstance(a, np.ndarray) else ops.convert_to_tensor(a, dtype=dtype if a.dtype != bool else "bool")
+             for a in arrays]
   return [ops.convert_to_numpy(t) for t in fn(*tensors)]
 
 
@@ -247,13 +261,15 @@ def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
   rows = max(stop - start for start, stop in chunks)
   key = (spec.describe(), "block", keras.backend.backend(), rows, x2.shape, dtype, names, symmetric)
   fn = _compiled(key, lambda: _block_fn(plan, names, symmetric))
-  scratch = np.zeros(plan.scratch_size(rows * n2, x1.shape[1:3]) if plan.is_image else 0, dtype)
+  scratch = _zeros(plan.scratch_size(rows * n2, x1.shape[1:3]) if plan.is_image else 0, dtype)
 
   def job(chunk):
     start, stop = chunk
-    index = _batching.padded(np.arange(n1), start, stop, rows)
-    arrays = [x1[index], x2, scratch]
+    # A view of x1 unless this is a short last block: a fresh copy of a large array costs a page fault per 4 KiB
+    # on first touch (FC 64x64 block: 1.5 MiB, about 2 ms here, more than the kernel itself).
+    arrays = [_batching.padded(x1, start, stop, rows), x2, scratch]
     if symmetric:
+      index = _batching.padded(np.arange(n1), start, stop, rows)
       arrays.append(index[:, None] == np.arange(n2)[None, :])
     return [r[:stop - start] for r in _call(fn, arrays, dtype)]
 
@@ -281,7 +297,7 @@ def _full_kernel(spec, plan, x1, x2, symmetric, names, dtype):
   masked = symmetric or plan.vector_needs_variances
   key = (spec.describe(), "full", keras.backend.backend(), steps, size, x1.shape[1:], dtype, names, masked)
   fn = _compiled(key, lambda: _full_fn(plan, names, masked))
-  scratch = np.zeros(plan.scratch_size(size, x1.shape[1:3]), dtype)
+  scratch = _zeros(plan.scratch_size(size, x1.shape[1:3]), dtype)
 
   def job(chunk):
     start, stop = chunk

@@ -25,7 +25,12 @@ from typing import Any
 
 from keras import ops
 
+from harness.nets import backends
+
 VECTOR, DIAGONAL, FULL = "vector", "diagonal", "full"
+# Zero border of an image kernel after a nonlinearity: what a 3x3 SAME Conv and the readouts read. Written in the
+# nonlinearity's own loop (`nonlinearity_output`); a Conv that needs another width re-borders (`with_border`).
+NONLINEARITY_BORDER = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +108,28 @@ class Kernel:
     generation = (nngp,) if ntk is None else (nngp, ntk)
     return self.replace(nngp=nngp, ntk=ntk, border=width, buffers=self.buffers[-1:] + (generation,))
 
+  def nonlinearity_output(self, nngp, ntk, var1, var2) -> "Kernel":
+    """The kernel after a nonlinearity, from the interior values nngp and ntk (None when not tracked) it computed.
+
+    Both are computed in one loop and held in memory (`one_pass`). Images get their zero border
+    (NONLINEARITY_BORDER) in that same loop: the stacked values are written into the interior of a stacked
+    bordered buffer recycled from two nonlinearities back (in place) or cut from `scratch` (see `with_border`),
+    so the next Conv reads its taps without a copying pass.
+    """
+    if self.layout == VECTOR:
+      nngp, ntk = (one_pass(nngp)[0], None) if ntk is None else one_pass(nngp, ntk)
+      return self.replace(nngp=nngp, ntk=ntk, var1=var1, var2=var2, border=0)
+    values = (nngp,) if ntk is None else (nngp, ntk)
+    width = NONLINEARITY_BORDER
+    axes = tuple(tuple(a + 1 for a in spatial) for spatial in self.pair_spatial_axes())
+    stacked = ops.stack(values)
+    shape = _bordered_shape(stacked.shape, width, axes)
+    older = self.buffers[0] if len(self.buffers) == 2 else ()
+    spare = next((b for b in older if tuple(b.shape) == shape), None)
+    (out,) = backends.current().barrier(_bordered(stacked, width, axes, spare, self.scratch))
+    return self.replace(nngp=out[0], ntk=None if ntk is None else out[1], var1=var1, var2=var2, border=width,
+                        buffers=self.buffers[-1:] + ((out,),))
+
   # --- per-input variances broadcast against nngp -----------------------------------------------------
   def broadcast_vars(self, v1, v2):
     """v1 (of x1 / x_a) and v2 (of x2 / x_b), shaped like var1/var2, broadcast against the interior."""
@@ -124,6 +151,23 @@ class Kernel:
     rows = ops.arange(h * w)
     eye = ops.reshape(rows[:, None] == rows[None, :], (1, h, w, h, w))
     return ops.logical_and(ops.reshape(self.same, (-1, 1, 1, 1, 1)), eye)
+
+
+def one_pass(*tensors) -> tuple:
+  """Same-shaped tensors computed by one loop and held in memory: stacked, behind an optimization barrier, then
+  split again by slices (which XLA fuses into their readers as plain loads).
+
+  A nonlinearity's NNGP and NTK share their arc-cosine (or arcsine) terms, which contain a sqrt. XLA:CPU fuses
+  no expensive op (sqrt, divide) into two consumers, and fuses cheap ops into every consumer, recomputing them:
+  left alone it cuts a ReLU layer into about seven loops, and the loop of the last layer recomputes the cheap
+  part of every earlier layer (FC depth 10: 70 loops of up to 733 ops an element). Stacked, both outputs are
+  one loop (each element computes the shared terms for the output it belongs to); the barrier keeps the next
+  layer from being fused onto it.
+  """
+  if len(tensors) == 1:
+    return backends.current().barrier(tensors[0])
+  (stacked,) = backends.current().barrier(ops.stack(tensors))
+  return tuple(stacked[i] for i in range(len(tensors)))
 
 
 def _bordered_shape(shape, width: int, spatial_axes) -> tuple[int, ...]:

@@ -213,8 +213,7 @@ class Relu(Layer):
                                   k.same_position_mask())
     if k.track_ntk and k.ntk is None:
       ntk = None  # 0 * Kdot stays 0
-    return k.replace(nngp=nngp, ntk=ntk, var1=_kernel_math.relu_variance(k.var1),
-                     var2=_kernel_math.relu_variance(k.var2))
+    return k.nonlinearity_output(nngp, ntk, _kernel_math.relu_variance(k.var1), _kernel_math.relu_variance(k.var2))
 
   def build(self, x, context):
     return keras.layers.ReLU(**context.options("relu"))(x)
@@ -233,8 +232,7 @@ class Erf(Layer):
     nngp, ntk = _kernel_math.erf(k.nngp, k.ntk if k.track_ntk else None, v1, v2, k.same_position_mask())
     if k.track_ntk and k.ntk is None:
       ntk = None
-    return k.replace(nngp=nngp, ntk=ntk, var1=_kernel_math.erf_variance(k.var1),
-                     var2=_kernel_math.erf_variance(k.var2))
+    return k.nonlinearity_output(nngp, ntk, _kernel_math.erf_variance(k.var1), _kernel_math.erf_variance(k.var2))
 
   def build(self, x, context):
     return _layers.Erf(**context.options("erf"))(x)
@@ -381,7 +379,7 @@ class Residual(Layer):
     return out
 
   def kernel_fn(self, k):
-    kb = self.branch.kernel_fn(k)
+    kb = self.branch.kernel_fn(k).interior()
     k = k.interior()
     s2 = self.branch_scale**2
     ntk = None

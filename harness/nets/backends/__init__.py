@@ -6,6 +6,7 @@ does not abstract:
   compile(fn)             XLA-compile a function of tensors (tf.function(jit_compile=True) / jax.jit)
   kernel_precision()      context: full-precision float32 matmuls (TF32 off / jax matmul precision "highest")
   enable_float64()        make float64 tensors available (a no-op under TF; jax_enable_x64 under JAX)
+  barrier(*tensors)       the tensors, computed and held in memory: no XLA fusion across (an opt-barrier)
   has_accelerator()       whether kernels run on a GPU/TPU (then one call per block, no host threads)
   jacobian(fn, params, x) per-example Jacobians of fn(params, x) (b, k) w.r.t. each parameter (empirical NTK)
   devices()               the devices kernel tiles are spread over (accelerators, else logical CPU devices)

@@ -16,6 +16,12 @@ def kernel_precision():
   return jax.default_matmul_precision("highest")
 
 
+def barrier(*tensors) -> tuple:
+  """The arrays, which XLA must materialise as they are: no fusion across this point
+  (jax.lax.optimization_barrier; the identity outside jit)."""
+  return tuple(jax.lax.optimization_barrier(tuple(tensors)))
+
+
 def enable_float64() -> None:
   """float64 arrays need jax_enable_x64 (process-wide; float32 code is unaffected)."""
   if not jax.config.jax_enable_x64:

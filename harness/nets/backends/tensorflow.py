@@ -7,6 +7,7 @@ import threading
 from typing import Callable
 
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.ops import gen_xla_ops
 
 _TF32_LOCK = threading.Lock()
 
@@ -46,6 +47,14 @@ def kernel_precision():
       _TF32_USERS -= 1
       if _TF32_USERS == 0:
         tf.config.experimental.enable_tensor_float_32_execution(_TF32_SAVED)
+
+
+def barrier(*tensors) -> tuple:
+  """The tensors, which XLA must compute and hold in memory as they are, with no fusion across this point
+  (XLA's opt-barrier). Run op by op (`eager()`), it is the identity."""
+  if tf.executing_eagerly():
+    return tensors
+  return tuple(gen_xla_ops.xla_optimization_barrier(list(tensors)))
 
 
 def enable_float64() -> None:
