@@ -7,8 +7,10 @@ Run (not part of `make test`; pyproject's addopts disable pytest-benchmark timin
     make bench PYTEST_ARGS="--benchmark-json=bench.json"           # machine-readable record
 
 One entry is one (x1_i, x2_j) pair with NNGP and NTK computed together by `spec.kernel(x1, x2,
-get=("nngp", "ntk"), dtype=...)`. The first call (trace + compile + run) is discarded; `ROUNDS` further
-calls are timed and the median gives entries/s = n1 * n2 / median seconds. Cases match
+get=("nngp", "ntk"), dtype=...)`, from numpy inputs to numpy outputs. The first call (trace + compile + run) is
+discarded; then `ROUNDS` rounds are timed, each of as many calls as last at least MIN_ROUND_S (as
+tools/nt_oracle/bench_nt.py times neural-tangents), and the median over rounds of the mean call gives
+entries/s = n1 * n2 / median seconds. Cases match
 tools/nt_oracle/bench_nt.py, whose neural-tangents figures (float64, jax.jit) give the ratio column
 when tools/nt_oracle/nt_baseline.json exists. Targets (same machine, float64): CNN-GAP >= 10x NT,
 CNN-Flatten >= 5x, FC >= 1x.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
 import statistics
 import time
@@ -43,6 +46,7 @@ DEPTH = 10
 W_STD, B_STD = 2.0**0.5, 0.1
 SEED = 0
 ROUNDS = 5
+MIN_ROUND_S = 0.5  # fast cases: one round repeats the call for at least this long
 AFFINE_FLOPS, STENCIL_FLOPS, RELU_FLOPS = 4, 18, 20
 DTYPES = ("float32", "float64")
 NT_BASELINE = pathlib.Path(__file__).resolve().parents[2] / "tools" / "nt_oracle" / "nt_baseline.json"
@@ -112,6 +116,17 @@ def _timed(fn, *args, **kwargs):
   return call, seconds
 
 
+def _median_call_s(benchmark, fn, *args, **kwargs):
+  """(output, median over ROUNDS rounds of the mean call time, calls per round); a round is as many calls as
+  last at least MIN_ROUND_S."""
+  call, seconds = _timed(fn, *args, **kwargs)
+  call()  # one warm call outside the rounds sets the count from a steady-state time
+  calls = max(1, math.ceil(MIN_ROUND_S / max(seconds.pop(), 1e-6)))
+  out = benchmark.pedantic(call, rounds=ROUNDS, iterations=calls)
+  rounds = [sum(seconds[i:i + calls]) / calls for i in range(0, len(seconds), calls)]
+  return out, statistics.median(rounds), calls
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(CASES))
 def test_kernel_throughput(benchmark, name, dtype):
@@ -124,16 +139,15 @@ def test_kernel_throughput(benchmark, name, dtype):
   start = time.perf_counter()
   spec.kernel(x1, x2, get=("nngp", "ntk"), dtype=dtype)  # trace + compile
   first_call_s = time.perf_counter() - start
-  call, seconds = _timed(spec.kernel, x1, x2, get=("nngp", "ntk"), dtype=dtype)
-  out = benchmark.pedantic(call, rounds=ROUNDS, iterations=1)
+  out, median, calls = _median_call_s(benchmark, spec.kernel, x1, x2, get=("nngp", "ntk"), dtype=dtype)
   assert all(np.all(np.isfinite(out[g])) for g in ("nngp", "ntk"))
-  median = statistics.median(seconds)
   rate = n1 * n2 / median
   flops = flops_per_entry(case)
   nt = nt_entries_per_s(case.nt_key)
   row = {"case": name, "description": case.description, "dtype": dtype, "entries_per_s": rate,
          "flops_per_entry": flops, "gflops_per_s": rate * flops / 1e9, "first_call_s": first_call_s,
-         "median_s": median, "nt_entries_per_s": nt, "ratio_to_nt": None if nt is None else rate / nt}
+         "median_s": median, "calls_per_round": calls, "nt_entries_per_s": nt,
+         "ratio_to_nt": None if nt is None else rate / nt}
   benchmark.extra_info.update(row)
   RESULTS.append(row)
 
@@ -150,10 +164,9 @@ def test_empirical_ntk_throughput(benchmark):
   start = time.perf_counter()
   nets.empirical_ntk(model, x1, x2, batch_size=EMPIRICAL_BLOCK)
   first_call_s = time.perf_counter() - start
-  call, seconds = _timed(nets.empirical_ntk, model, x1, x2, batch_size=EMPIRICAL_BLOCK)
-  out = benchmark.pedantic(call, rounds=ROUNDS, iterations=1)
+  out, median, calls = _median_call_s(benchmark, nets.empirical_ntk, model, x1, x2,
+                                      batch_size=EMPIRICAL_BLOCK)
   assert np.all(np.isfinite(out))
-  median = statistics.median(seconds)
   n_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
   # J1 J2^T: 2 * n1 * n2 * k * P for the contraction plus ~(n1 + n2) * k backward passes of ~2P each
   flops = 2 * EMPIRICAL_OUTPUTS * n_params * (1 + 2 / EMPIRICAL_BLOCK)
@@ -161,6 +174,7 @@ def test_empirical_ntk_throughput(benchmark):
   row = {"case": "empirical_ntk_fc", "description": f"empirical NTK FC {EMPIRICAL_DEPTH}x{EMPIRICAL_WIDTH}, "
          f"{EMPIRICAL_OUTPUTS} outputs, {n_params} params, 32x32 block", "dtype": "float32",
          "entries_per_s": rate, "flops_per_entry": int(flops), "gflops_per_s": rate * flops / 1e9,
-         "first_call_s": first_call_s, "median_s": median, "nt_entries_per_s": None, "ratio_to_nt": None}
+         "first_call_s": first_call_s, "median_s": median, "calls_per_round": calls, "nt_entries_per_s": None,
+         "ratio_to_nt": None}
   benchmark.extra_info.update(row)
   RESULTS.append(row)

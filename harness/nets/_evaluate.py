@@ -2,8 +2,9 @@
 
 Plan (from the spec and the input shape):
   * vector inputs: one VECTOR stage, all layers on (n1, n2) blocks;
-  * images read out by Flatten: a DIAGONAL stage (same-position covariances (H, W, n1, n2)) up to and
-    including the Flatten, then the VECTOR layers after it, in the same compiled call;
+  * images read out by Flatten: a DIAGONAL stage (same-position covariances (H, W, rows, n2)) up to and
+    including the Flatten, then the VECTOR layers after it, in the same compiled call, for steps of a few x1
+    rows at a time (a loop inside the call, so one step's tensors stay in cache: DIAGONAL_STEP_ELEMENTS);
   * images read out by GlobalAvgPool: a FULL stage per chunk of c input pairs ((c, H, W, H, W) covariances;
     c chosen so one chunk stays in cache, and so memory does not grow with the block), then the VECTOR
     layers after the pooling on the assembled (n1, n2) block. If those contain a nonlinearity, the
@@ -20,6 +21,8 @@ whole blocks are one call.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import operator
 import math
 import os
 import threading
@@ -40,9 +43,16 @@ DTYPES = ("float32", "float64")
 # 2-core CI machine, float64, CNN-GAP depth 10: 16x16 images 223 -> 310 entries/s against 2^20; depth 2 on 8x8,
 # 6,160 -> 7,500. (At 32x32 one pair is already 1.3M elements: a chunk is one pair whatever this says.)
 FULL_CHUNK_ELEMENTS = 2**17
-# Elements of one (H, W, rows, n2) block call: bounds memory for big tiles (64 MiB per tensor in float64).
+# Elements of one vector (rows, n2) block call: bounds memory for big tiles (64 MiB per tensor in float64).
 BLOCK_ELEMENTS = 2**23
+# Elements of one step's (H, W, rows, n2) same-position covariances on CPU (1 MiB in float64; accelerators take
+# BLOCK_ELEMENTS). Measured on the 2-core CI machine, float64, CNN-Flatten depth 10, 32x32 block, steps inside one
+# call per core: 2^18 16.4k entries/s, 2^17 20.5k, 2^16 19.1k, 2^15 17.4k (one call per 16 rows: 14.1k).
+DIAGONAL_STEP_ELEMENTS = 2**17
 
+# Image inputs with at most this many channels get their input covariance as elementwise products
+# (`_pair_products`), more as an einsum.
+SMALL_CHANNELS = 8
 _CACHE: dict = {}
 _ZEROS: dict = {}
 _CACHE_LOCK = threading.Lock()
@@ -134,32 +144,53 @@ def _block_input(x1, x2, layout: str, track_ntk: bool, same, border: int) -> Ker
     return Kernel(nngp=nngp, ntk=None, var1=ops.sum(x1 * x1, axis=-1) * scale, var2=ops.sum(x2 * x2, axis=-1) * scale,
                   layout=VECTOR, track_ntk=track_ntk, same=same)
   h, w = x1.shape[1], x1.shape[2]
-  nngp = ops.einsum("ihwc,jhwc->hwij", _pad_images(x1, border), _pad_images(x2, border)) * scale
+  nngp = _pair_products(_pad_images(x1, border), _pad_images(x2, border), "ihwc,jhwc->hwij",
+                        lambda a, b: ops.transpose(a, (1, 2, 0))[:, :, :, None] * ops.transpose(b, (1, 2, 0))[:, :, None, :])
+  nngp = nngp * scale
   var1 = ops.transpose(ops.sum(x1 * x1, axis=-1), (1, 2, 0)) * scale
   var2 = ops.transpose(ops.sum(x2 * x2, axis=-1), (1, 2, 0)) * scale
   return Kernel(nngp=nngp, ntk=None, var1=var1, var2=var2, layout=DIAGONAL, track_ntk=track_ntk, same=same,
                 spatial_shape=(h, w), border=border)
 
 
+def _pair_products(x1, x2, subscripts: str, outer):
+  """sum over channels c of outer(x1[..., c], x2[..., c]), held in memory: an einsum, or for few channels
+  (SMALL_CHANNELS) C elementwise products. XLA:CPU runs the einsum's contraction over 3 channels as a batch
+  of tiny matrix products, slower than a layer (CNN-GAP 32x32: 285 -> 137 ms for 64 pairs at depth 0)."""
+  channels = x1.shape[-1]
+  if channels > SMALL_CHANNELS:
+    return ops.einsum(subscripts, x1, x2)
+  terms = [outer(x1[..., c], x2[..., c]) for c in range(channels)]
+  return backends.current().barrier(functools.reduce(operator.add, terms))[0]
+
+
 def _full_input(xa, xb, track_ntk: bool, same, border: int) -> Kernel:
   channels = xa.shape[-1]
   scale = 1.0 / channels
   h, w = xa.shape[1], xa.shape[2]
-  nngp = ops.einsum("chwk,cgvk->chwgv", _pad_images(xa, border), _pad_images(xb, border)) * scale
+  nngp = _pair_products(_pad_images(xa, border), _pad_images(xb, border), "chwk,cgvk->chwgv",
+                        lambda a, b: a[:, :, :, None, None] * b[:, None, None, :, :]) * scale
   return Kernel(nngp=nngp, ntk=None, var1=ops.sum(xa * xa, axis=-1) * scale, var2=ops.sum(xb * xb, axis=-1) * scale,
                 layout=FULL, track_ntk=track_ntk, same=same, spatial_shape=(h, w), border=border)
 
 
 def _block_fn(plan: _Plan, names: tuple[str, ...], masked: bool):
-  """x1 rows vs x2 (vector or DIAGONAL images), all layers, one call."""
+  """x1 rows vs x2, all layers, one call. Vectors: x1 (rows, d). DIAGONAL images: x1 (steps, rows, H, W, C) and
+  mask (steps, rows, n2), the steps a loop inside the compiled program (as in `_full_fn`), each step's
+  (H, W, rows, n2) tensors small enough to stay in cache; outputs (steps, rows, n2)."""
   track_ntk = "ntk" in names
 
-  def fn(x1, x2, scratch, *mask):
-    k = _block_input(x1, x2, plan.layout, track_ntk, mask[0] if masked else None, plan.input_border)
+  def block(x1, x2, scratch, mask):
+    k = _block_input(x1, x2, plan.layout, track_ntk, mask, plan.input_border)
     k = k.replace(scratch=scratch)
     if plan.is_image:
       k = _run(plan.spatial + [plan.readout], k)
     return _outputs(_run(plan.vector, k), names)
+
+  def fn(x1, x2, scratch, *mask):
+    if not plan.is_image:
+      return block(x1, x2, scratch, mask[0] if masked else None)
+    return ops.map(lambda args: block(args[0], x2, scratch, args[1] if masked else None), (x1,) + tuple(mask))
   return fn
 
 
@@ -255,13 +286,20 @@ def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
   # Vector inputs: one call; XLA already spreads the matmul and the elementwise loops over the cores, and host
   # threads only add start-up cost (FC depth 10, 64x64 block: 7.5 -> 5.7 ms; 1024x1024: no difference).
   threads = host_threads() if plan.is_image else 1
-  per_row = n2 * (math.prod(x1.shape[1:3]) if plan.is_image else 1)
-  rows = max(1, min(-(-n1 // threads), BLOCK_ELEMENTS // max(per_row, 1)))
-  chunks = _batching.blocks(n1, rows)
-  rows = max(stop - start for start, stop in chunks)
-  key = (spec.describe(), "block", keras.backend.backend(), rows, x2.shape, dtype, names, symmetric)
+  if plan.is_image:  # one call per thread, in steps of step_rows rows (`_block_fn`)
+    per_thread = -(-n1 // threads)
+    step_elements = BLOCK_ELEMENTS if backends.current().has_accelerator() else DIAGONAL_STEP_ELEMENTS
+    step_rows = max(1, min(per_thread, step_elements // (n2 * math.prod(x1.shape[1:3]))))
+    steps = -(-per_thread // step_rows)
+  else:
+    step_rows, steps = max(1, min(n1, BLOCK_ELEMENTS // n2)), 1
+  chunks = _batching.blocks(n1, steps * step_rows)
+  if len(chunks) == 1:  # fewer rows than one call holds: no more steps than needed
+    steps = -(-n1 // step_rows)
+  rows = steps * step_rows
+  key = (spec.describe(), "block", keras.backend.backend(), steps, step_rows, x2.shape, dtype, names, symmetric)
   fn = _compiled(key, lambda: _block_fn(plan, names, symmetric))
-  scratch = _zeros(plan.scratch_size(rows * n2, x1.shape[1:3]) if plan.is_image else 0, dtype)
+  scratch = _zeros(plan.scratch_size(step_rows * n2, x1.shape[1:3]) if plan.is_image else 0, dtype)
 
   def job(chunk):
     start, stop = chunk
@@ -271,7 +309,9 @@ def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
     if symmetric:
       index = _batching.padded(np.arange(n1), start, stop, rows)
       arrays.append(index[:, None] == np.arange(n2)[None, :])
-    return [r[:stop - start] for r in _call(fn, arrays, dtype)]
+    if plan.is_image:
+      arrays = [a.reshape((steps, step_rows) + a.shape[1:]) if i != 1 and i != 2 else a for i, a in enumerate(arrays)]
+    return [r.reshape(rows, n2)[:stop - start] for r in _call(fn, arrays, dtype)]
 
   parts = _map(job, chunks, threads)
   return [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
