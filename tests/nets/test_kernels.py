@@ -332,3 +332,32 @@ def test_deep_erf_diagonal_stays_on_the_variance_recursion():
   for _ in range(depth):
     q = q + 2 / math.pi * np.arcsin(2 * q / (1 + 2 * q))
   np.testing.assert_allclose(np.diagonal(k), q, rtol=1e-12)
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("readout", [nets.Flatten(), nets.GlobalAvgPool()], ids=["flatten", "gap"])
+def test_input_covariance_products_equal_einsum(monkeypatch, readout):
+  """Few-channel images take elementwise products for the input covariance, more channels an einsum: same kernel."""
+  spec, x1, x2 = _cnn(readout), _images(3, size=4), _images(4, size=4, seed=SEED + 1)
+  products = spec.kernel(x1, x2)
+  monkeypatch.setattr(_evaluate, "SMALL_CHANNELS", 0)
+  _evaluate._CACHE.clear()
+  einsum = spec.kernel(x1, x2)
+  _evaluate._CACHE.clear()
+  for g in ("nngp", "ntk"):
+    np.testing.assert_allclose(products[g], einsum[g], rtol=1e-13)
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("x2_none", [True, False], ids=["symmetric", "two_sets"])
+def test_diagonal_steps_equal_one_step(monkeypatch, x2_none):
+  """CNN-Flatten blocks split into several steps of rows inside a call (last step padded) give the one-step kernel."""
+  spec, x1, x2 = _cnn(nets.Flatten()), _images(7, size=4), _images(5, size=4, seed=SEED + 1)
+  x2 = None if x2_none else x2
+  one_step = spec.kernel(x1, x2)
+  monkeypatch.setattr(_evaluate, "DIAGONAL_STEP_ELEMENTS", 2 * 4 * 4 * (7 if x2_none else 5))  # 2 rows a step
+  _evaluate._CACHE.clear()
+  steps = spec.kernel(x1, x2)
+  _evaluate._CACHE.clear()
+  for g in ("nngp", "ntk"):
+    np.testing.assert_allclose(steps[g], one_step[g], rtol=1e-13)
