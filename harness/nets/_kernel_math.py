@@ -133,7 +133,7 @@ def _offsets(filter_shape: Sequence[int]) -> list[tuple[int, ...]]:
   return offsets
 
 
-def relu(k, ntk, norm1, norm2, inv_norm1, inv_norm2, diagonal_mask=None):
+def relu(k, ntk, norm1, norm2, inv_norm1, inv_norm2, diagonal_mask=None, hold=None):
   """ReLU arc-cosine kernel and NTK (Cho & Saul 2009, Eq. 6; NT `stax.Relu`).
 
   k: pair covariance; norm* = sqrt(variances), inv_norm* = 1/norm* (0 where the variance is 0), broadcast
@@ -141,11 +141,16 @@ def relu(k, ntk, norm1, norm2, inv_norm1, inv_norm2, diagonal_mask=None):
   itself at the same position) theta = 0 exactly.
     K'     = norm1 norm2 / (2 pi) (sin theta + (pi - theta) cos theta)
     Theta' = Theta (pi - theta) / (2 pi)
+  hold: optional function (theta, cos) -> (theta, cos) that has them computed once and kept in memory, so that
+  K' and Theta' do not each recompute the arc-cosine (harness/nets/_kernel.py, `one_pass`).
   """
   cos = ops.clip(k * (inv_norm1 * inv_norm2), -1.0, 1.0)
   if diagonal_mask is not None:
     cos = ops.where(diagonal_mask, ops.ones_like(cos), cos)
-  kdot = (math.pi - arccos(cos)) * (0.5 / math.pi)
+  theta = arccos(cos)
+  if hold is not None:
+    theta, cos = hold(theta, cos)
+  kdot = (math.pi - theta) * (0.5 / math.pi)
   sin = ops.sqrt(ops.maximum((1.0 - cos) * (1.0 + cos), 0.0))
   nngp = (norm1 * norm2) * (sin * (0.5 / math.pi) + kdot * cos)
   if ntk is None:

@@ -210,7 +210,7 @@ class Relu(Layer):
     n1, n2 = k.broadcast_vars(root1, root2)
     i1, i2 = k.broadcast_vars(inv1, inv2)
     nngp, ntk = _kernel_math.relu(k.nngp, k.ntk if k.track_ntk else None, n1, n2, i1, i2,
-                                  k.same_position_mask())
+                                  k.same_position_mask(), hold=k.angle_hold())
     if k.track_ntk and k.ntk is None:
       ntk = None  # 0 * Kdot stays 0
     return k.nonlinearity_output(nngp, ntk, _kernel_math.relu_variance(k.var1), _kernel_math.relu_variance(k.var2))
