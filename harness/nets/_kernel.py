@@ -59,6 +59,7 @@ class Kernel:
   border: int = 0
   scratch: Any = None  # 1-D zeros input, at least as long as any bordered tensor (see `with_border`)
   buffers: tuple = ()  # the last two generations of bordered buffers, oldest first (see `with_border`)
+  affine_parts: tuple | None = None  # (nngp, rest) with ntk = nngp + rest as computed by an affine layer
 
   def replace(self, **changes) -> "Kernel":
     return dataclasses.replace(self, **changes)
@@ -135,6 +136,14 @@ class Kernel:
     (out,) = backends.current().barrier(_bordered(stacked, width, axes, spare, self.scratch))
     return self.replace(nngp=out[0], ntk=None if ntk is None else out[1], var1=var1, var2=var2, border=width,
                         buffers=self.buffers[-1:] + ((out,),))
+
+  def ntk_rest(self):
+    """rest with self.ntk == self.nngp + rest exactly (the op that computed it), when an affine layer made this
+    kernel's nngp and ntk and nothing replaced nngp since (checked by identity), else None."""
+    parts = self.affine_parts
+    if parts is None or parts[0] is not self.nngp:
+      return None
+    return parts[1]
 
   def angle_hold(self):
     """`hold` for `_kernel_math.relu`: the angle and cosine computed in one pass of their own (`one_pass`) when

@@ -133,7 +133,7 @@ def _offsets(filter_shape: Sequence[int]) -> list[tuple[int, ...]]:
   return offsets
 
 
-def relu(k, ntk, norm1, norm2, inv_norm1, inv_norm2, diagonal_mask=None, hold=None):
+def relu(k, ntk, norm1, norm2, inv_norm1, inv_norm2, diagonal_mask=None, hold=None, ntk_rest=None):
   """ReLU arc-cosine kernel and NTK (Cho & Saul 2009, Eq. 6; NT `stax.Relu`).
 
   k: pair covariance; norm* = sqrt(variances), inv_norm* = 1/norm* (0 where the variance is 0), broadcast
@@ -141,14 +141,23 @@ def relu(k, ntk, norm1, norm2, inv_norm1, inv_norm2, diagonal_mask=None, hold=No
   itself at the same position) theta = 0 exactly.
     K'     = norm1 norm2 / (2 pi) (sin theta + (pi - theta) cos theta)
     Theta' = Theta (pi - theta) / (2 pi)
-  hold: optional function (theta, cos) -> (theta, cos) that has them computed once and kept in memory, so that
-  K' and Theta' do not each recompute the arc-cosine (harness/nets/_kernel.py, `one_pass`).
+  hold: optional function (theta, x) -> (theta, x) that has them computed once and kept in memory, so that
+  K' and Theta' do not each recompute the arc-cosine (harness/nets/_kernel.py, `one_pass`); x is k when
+  ntk_rest is given (ntk == k + ntk_rest exactly, as an affine layer computed it), else cos.
   """
-  cos = ops.clip(k * (inv_norm1 * inv_norm2), -1.0, 1.0)
-  if diagonal_mask is not None:
-    cos = ops.where(diagonal_mask, ops.ones_like(cos), cos)
+  def cosine(k):
+    cos = ops.clip(k * (inv_norm1 * inv_norm2), -1.0, 1.0)
+    return cos if diagonal_mask is None else ops.where(diagonal_mask, ops.ones_like(cos), cos)
+
+  cos = cosine(k)
   theta = arccos(cos)
-  if hold is not None:
+  if hold is not None and ntk is not None and ntk_rest is not None:
+    # The pre-activation covariance is held instead of the cosine: the NTK's loop then reads it once instead of
+    # recomputing it (a Conv's 9-tap stencil), and the cosine is two multiplies.
+    theta, k = hold(theta, k)
+    cos = cosine(k)
+    ntk = k + ntk_rest
+  elif hold is not None:
     theta, cos = hold(theta, cos)
   kdot = (math.pi - theta) * (0.5 / math.pi)
   sin = ops.sqrt(ops.maximum((1.0 - cos) * (1.0 + cos), 0.0))

@@ -84,10 +84,15 @@ def _affine(k: Kernel, w_std: float, b_std: float) -> Kernel:
   """NNGP' = w^2 K + b^2; NTK' = NNGP' + w^2 NTK (NT stax.Dense, NTK parameterization)."""
   w2, b2 = w_std**2, b_std**2
   nngp = k.nngp * w2 + b2
-  ntk = None
+  ntk, rest = None, None
   if k.track_ntk:
-    ntk = nngp if k.ntk is None else nngp + k.ntk * w2
-  return k.replace(nngp=nngp, ntk=ntk, var1=k.var1 * w2 + b2, var2=k.var2 * w2 + b2)
+    if k.ntk is None:
+      ntk = nngp
+    else:
+      rest = k.ntk * w2
+      ntk = nngp + rest
+  return k.replace(nngp=nngp, ntk=ntk, var1=k.var1 * w2 + b2, var2=k.var2 * w2 + b2,
+                   affine_parts=None if rest is None else (nngp, rest))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -210,7 +215,7 @@ class Relu(Layer):
     n1, n2 = k.broadcast_vars(root1, root2)
     i1, i2 = k.broadcast_vars(inv1, inv2)
     nngp, ntk = _kernel_math.relu(k.nngp, k.ntk if k.track_ntk else None, n1, n2, i1, i2,
-                                  k.same_position_mask(), hold=k.angle_hold())
+                                  k.same_position_mask(), hold=k.angle_hold(), ntk_rest=k.ntk_rest())
     if k.track_ntk and k.ntk is None:
       ntk = None  # 0 * Kdot stays 0
     return k.nonlinearity_output(nngp, ntk, _kernel_math.relu_variance(k.var1), _kernel_math.relu_variance(k.var2))
