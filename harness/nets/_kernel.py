@@ -115,26 +115,37 @@ class Kernel:
     generation = (nngp,) if ntk is None else (nngp, ntk)
     return self.replace(nngp=nngp, ntk=ntk, border=width, buffers=self.buffers[-1:] + (generation,))
 
-  def nonlinearity_output(self, nngp, ntk, var1, var2) -> "Kernel":
+  def nonlinearity_output(self, nngp, ntk, var1, var2, shared: bool = True) -> "Kernel":
     """The kernel after a nonlinearity, from the interior values nngp and ntk (None when not tracked) it computed.
 
-    Both are computed in one loop and held in memory (`one_pass`). Images get their zero border
-    (NONLINEARITY_BORDER) in that same loop: the stacked values are written into the interior of a stacked
-    bordered buffer recycled from two nonlinearities back (in place) or cut from `scratch` (see `with_border`),
-    so the next Conv reads its taps without a copying pass.
+    shared: nngp and ntk share expensive terms (a ReLU's angle, unless `angle_hold` already holds it). Then both
+    are computed in one loop and held in memory (`one_pass`); images get their zero border (NONLINEARITY_BORDER)
+    in that same loop, the stacked values written into the interior of a stacked bordered buffer recycled from
+    two nonlinearities back (in place) or cut from `scratch` (see `with_border`), so the next Conv reads its taps
+    without a copying pass. Not shared: each is written into a bordered buffer of its own (XLA then reads it
+    without copying out a part of the stacked buffer, as it does for the NNGP read at two offsets); both behind
+    one barrier.
     """
     if self.layout == VECTOR:
       nngp, ntk = (one_pass(nngp)[0], None) if ntk is None else one_pass(nngp, ntk)
       return self.replace(nngp=nngp, ntk=ntk, var1=var1, var2=var2, border=0)
-    values = (nngp,) if ntk is None else (nngp, ntk)
     width = NONLINEARITY_BORDER
-    axes = tuple(tuple(a + 1 for a in spatial) for spatial in self.pair_spatial_axes())
-    stacked = ops.stack(values)
-    shape = _bordered_shape(stacked.shape, width, axes)
     older = self.buffers[0] if len(self.buffers) == 2 else ()
+    if not shared or ntk is None:
+      axes = self.pair_spatial_axes()
+      shape = _bordered_shape(nngp.shape, width, axes)
+      spares = [b for b in older if tuple(b.shape) == shape]
+      outs = [_bordered(t, width, axes, spares[i] if i < len(spares) else None, self.scratch)
+              for i, t in enumerate(v for v in (nngp, ntk) if v is not None)]
+      outs = backends.current().barrier(*outs)
+      return self.replace(nngp=outs[0], ntk=outs[1] if len(outs) > 1 else None, var1=var1, var2=var2,
+                          border=width, buffers=self.buffers[-1:] + (tuple(outs),))
+    axes = tuple(tuple(a + 1 for a in spatial) for spatial in self.pair_spatial_axes())
+    stacked = ops.stack((nngp, ntk))
+    shape = _bordered_shape(stacked.shape, width, axes)
     spare = next((b for b in older if tuple(b.shape) == shape), None)
     (out,) = backends.current().barrier(_bordered(stacked, width, axes, spare, self.scratch))
-    return self.replace(nngp=out[0], ntk=None if ntk is None else out[1], var1=var1, var2=var2, border=width,
+    return self.replace(nngp=out[0], ntk=out[1], var1=var1, var2=var2, border=width,
                         buffers=self.buffers[-1:] + ((out,),))
 
   def ntk_rest(self):

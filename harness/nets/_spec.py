@@ -214,11 +214,13 @@ class Relu(Layer):
     root2, inv2 = _inverse_sqrt_or_zero(k.var2)
     n1, n2 = k.broadcast_vars(root1, root2)
     i1, i2 = k.broadcast_vars(inv1, inv2)
+    hold = k.angle_hold()
     nngp, ntk = _kernel_math.relu(k.nngp, k.ntk if k.track_ntk else None, n1, n2, i1, i2,
-                                  k.same_position_mask(), hold=k.angle_hold(), ntk_rest=k.ntk_rest())
+                                  k.same_position_mask(), hold=hold, ntk_rest=k.ntk_rest())
     if k.track_ntk and k.ntk is None:
       ntk = None  # 0 * Kdot stays 0
-    return k.nonlinearity_output(nngp, ntk, _kernel_math.relu_variance(k.var1), _kernel_math.relu_variance(k.var2))
+    return k.nonlinearity_output(nngp, ntk, _kernel_math.relu_variance(k.var1), _kernel_math.relu_variance(k.var2),
+                                 shared=hold is None)
 
   def build(self, x, context):
     return keras.layers.ReLU(**context.options("relu"))(x)
