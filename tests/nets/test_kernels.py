@@ -361,3 +361,16 @@ def test_diagonal_steps_equal_one_step(monkeypatch, x2_none):
   _evaluate._CACHE.clear()
   for g in ("nngp", "ntk"):
     np.testing.assert_allclose(steps[g], one_step[g], rtol=1e-13)
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("x2_none", [True, False], ids=["symmetric", "two_sets"])
+def test_host_gram_equals_compiled_gram(monkeypatch, x2_none):
+  """Vector inputs: the input Gram by host BLAS (CPU default) and inside the compiled program give one kernel."""
+  spec, _ = STRUCTURE_SPECS["fc"]
+  x1, x2 = _vectors(6), None if x2_none else _vectors(4, seed=SEED + 1)
+  host = spec().kernel(x1, x2)
+  monkeypatch.setattr(_evaluate, "HOST_GRAM", False)
+  compiled = spec().kernel(x1, x2)
+  for g in ("nngp", "ntk"):
+    np.testing.assert_allclose(host[g], compiled[g], rtol=1e-13)
