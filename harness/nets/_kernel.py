@@ -157,9 +157,10 @@ class Kernel:
     return parts[1]
 
   def angle_hold(self):
-    """`hold` for `_kernel_math.relu`: the angle and cosine computed in one pass of their own (`one_pass`) when
-    this kernel's tensors are small enough to stay in cache (ANGLE_PASS_MAX_ELEMENTS), else None (both of the
-    nonlinearity's outputs compute them in their own loop). Only worth it when the NTK is tracked."""
+    """`hold` for `_kernel_math.relu`: the angle and the pre-activation covariance (or cosine) computed in one pass
+    of their own (`one_pass`) when this kernel's tensors are small enough to stay in cache
+    (ANGLE_PASS_MAX_ELEMENTS), else None (then the NNGP and NTK are one loop, each half computing the angle).
+    Only worth it when the NTK is tracked."""
     if self.ntk is None or not self.track_ntk:
       return None
     interior = self.interior().nngp
