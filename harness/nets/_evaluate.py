@@ -292,10 +292,15 @@ def _host_gram_kernel(spec, plan, x1, x2, symmetric, names, dtype):
   nngp = (x1 @ x2.T) * (1.0 / d)
   var1 = np.einsum("ij,ij->i", x1, x1) * (1.0 / d)
   var2 = var1 if symmetric else np.einsum("ij,ij->i", x2, x2) * (1.0 / d)
+  return _vector_layers(spec, plan, nngp, np.zeros_like(nngp), var1, var2, symmetric, names, dtype)
+
+
+def _vector_layers(spec, plan, nngp, ntk, var1, var2, symmetric, names, dtype):
+  """plan.vector (the layers on (n1, n2) blocks) on given input kernels, in one compiled call (`_vector_fn`)."""
   n1, n2 = nngp.shape
-  key = (spec.describe(), "after_pooling", keras.backend.backend(), (n1, n2), dtype, names, symmetric)
+  key = (spec.describe(), "vector_layers", keras.backend.backend(), (n1, n2), dtype, names, symmetric)
   fn = _compiled(key, lambda: _vector_fn(plan, names, symmetric))
-  arrays = [nngp, np.zeros_like(nngp), var1, var2] + ([np.eye(n1, dtype=bool)] if symmetric else [])
+  arrays = [nngp, ntk, var1, var2] + ([np.eye(n1, dtype=bool)] if symmetric else [])
   return _call(fn, arrays, dtype)
 
 
@@ -325,12 +330,13 @@ def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
     start, stop = chunk
     # A view of x1 unless this is a short last block: a fresh copy of a large array costs a page fault per 4 KiB
     # on first touch (FC 64x64 block: 1.5 MiB, about 2 ms here, more than the kernel itself).
-    arrays = [_batching.padded(x1, start, stop, rows), x2, scratch]
+    rows_of_x1 = [_batching.padded(x1, start, stop, rows)]
     if symmetric:
       index = _batching.padded(np.arange(n1), start, stop, rows)
-      arrays.append(index[:, None] == np.arange(n2)[None, :])
-    if plan.is_image:
-      arrays = [a.reshape((steps, step_rows) + a.shape[1:]) if i != 1 and i != 2 else a for i, a in enumerate(arrays)]
+      rows_of_x1.append(index[:, None] == np.arange(n2)[None, :])
+    if plan.is_image:  # (steps, step_rows, ...) for the loop in `_block_fn`
+      rows_of_x1 = [a.reshape((steps, step_rows) + a.shape[1:]) for a in rows_of_x1]
+    arrays = [rows_of_x1[0], x2, scratch] + rows_of_x1[1:]
     return [r.reshape(rows, n2)[:stop - start] for r in _call(fn, arrays, dtype)]
 
   parts = _map(job, chunks, threads)
@@ -389,8 +395,5 @@ def _full_kernel(spec, plan, x1, x2, symmetric, names, dtype):
     var1, var2 = values[0][n1 * n2:n1 * n2 + n1], values[0][n1 * n2 + n1:]
   else:  # never read: no nonlinearity follows
     var1, var2 = np.ones(n1, dtype), np.ones(n2, dtype)
-  key = (spec.describe(), "after_pooling", keras.backend.backend(), (n1, n2), dtype, names, symmetric)
-  fn = _compiled(key, lambda: _vector_fn(plan, names, symmetric))
   ntk = blocks[1] if "ntk" in names else np.zeros_like(nngp)
-  arrays = [nngp, ntk, var1, var2] + ([np.eye(n1, dtype=bool)] if symmetric else [])
-  return _call(fn, arrays, dtype)
+  return _vector_layers(spec, plan, nngp, ntk, var1, var2, symmetric, names, dtype)
