@@ -11,8 +11,8 @@ fuses into a few passes over the (large) pair-covariance tensors.
   Written so that the square root's result is read once: XLA keeps an expensive op (sqrt, divide) in memory
   rather than fuse it into a loop that reads it twice.
 * `conv_stencil`: the Conv layer on a covariance, K'[p, p'] = (1/|F|) sum_{d in F} K[p + d, p' + d] (Novak et
-  al. 2019, arXiv 1810.05148, Eq. 2.5; NT `stax.Conv`), as |F| shifted slices of a zero-bordered tensor (or,
-  for circular padding, of one extended by wrapping around: `wrap_spatial`).
+  al. 2019, arXiv 1810.05148, Eq. 2.5; NT `stax.Conv`), as shifted slices of a zero-bordered tensor (or, for
+  circular padding, of one extended by wrapping around: `wrap_spatial`), one spatial dimension at a time.
 * `relu` / `erf`: the arc-cosine (Cho & Saul 2009, Eq. 6, n = 1) and arcsine (Williams 1997) kernels and
   their derivative kernels.
 """
@@ -83,23 +83,29 @@ def arccos(x):
 
 
 def conv_stencil(t, border: int, spatial_axes: Sequence[tuple[int, ...]], filter_shape: Sequence[int],
-                 strides: Sequence[int], pads: Sequence[tuple[int, int]], out_shape: Sequence[int]):
+                 strides: Sequence[int], pads: Sequence[tuple[int, int]], out_shape: Sequence[int], hold=None):
   """Mean over filter offsets d of t[p + d, p' + d] (zero outside the image), strided: Conv on a covariance.
 
   t has `border` zeros around its spatial interior (border >= every pad). spatial_axes[i] lists the axes
   carrying spatial dimension i: one for variances and same-position covariances, two for full (p, p')
   covariances, which shift together. pads[i] = (before, after) and out_shape[i] are the finite Conv's.
+  The box sum is separable: summed one spatial dimension at a time (3 + 3 taps instead of 9 for 3x3). hold:
+  optional function t -> t that keeps a partial sum in memory (a barrier), else XLA fuses it into the next sum
+  and recomputes it per tap. CNN-Flatten depth 10, float64, A/B in one process: +18-20% with hold.
   """
   ndim = len(t.shape)
-  terms = []
-  for offset in _offsets(filter_shape):
-    index = [slice(None)] * ndim
-    for axes, d, s, n, (before, _) in zip(spatial_axes, offset, strides, out_shape, pads):
+  for i, (axes, size, s, n, (before, _)) in enumerate(zip(spatial_axes, filter_shape, strides, out_shape, pads)):
+    terms = []
+    for d in range(size):
+      index = [slice(None)] * ndim
       start = border - before + d
       for axis in axes:
         index[axis] = slice(start, start + (n - 1) * s + 1, s)
-    terms.append(t[tuple(index)])
-  return functools.reduce(operator.add, terms) * (1.0 / len(terms))
+      terms.append(t[tuple(index)])
+    t = functools.reduce(operator.add, terms)
+    if hold is not None and i + 1 < len(spatial_axes) and size > 1:
+      t = hold(t)
+  return t * (1.0 / math.prod(filter_shape))
 
 
 def pad_spatial(t, width: int, spatial_axes: Sequence[tuple[int, ...]]):

@@ -18,6 +18,7 @@ import keras
 from keras import ops
 
 from harness.nets import _kernel
+from harness.nets import backends
 from harness.nets import _kernel_math
 from harness.nets import _layers
 from harness.nets._kernel import DIAGONAL, FULL, VECTOR, Kernel
@@ -176,15 +177,18 @@ class Conv(Layer):
       k = k.with_border(border) if border else k.interior()
       pairs_bordered = True
 
-    def stencil(t, axes, bordered: bool):
+    def stencil(t, axes, bordered: bool, hold=None):
       if border and not bordered:
         t = (_kernel_math.wrap_spatial(t, border, axes, k.spatial_shape) if self.circular
              else _kernel_math.pad_spatial(t, border, axes))
-      return _kernel_math.conv_stencil(t, border, axes, filt, strides, pads, out)
+      return _kernel_math.conv_stencil(t, border, axes, filt, strides, pads, out, hold=hold)
 
-    pair_axes, var_axes = k.pair_spatial_axes(), k.var_spatial_axes()
-    nngp = stencil(k.nngp, pair_axes, pairs_bordered)
-    ntk = None if k.ntk is None else stencil(k.ntk, pair_axes, pairs_bordered)
+    def pair_stencil(t):  # partial sums of the large pair tensors held in memory (`conv_stencil`)
+      return stencil(t, k.pair_spatial_axes(), pairs_bordered, hold=lambda v: backends.current().barrier(v)[0])
+
+    var_axes = k.var_spatial_axes()
+    nngp = pair_stencil(k.nngp)
+    ntk = None if k.ntk is None else pair_stencil(k.ntk)
     linear = k.replace(nngp=nngp, ntk=ntk, var1=stencil(k.var1, var_axes, False), var2=stencil(k.var2, var_axes, False),
                        border=0, spatial_shape=out)
     return _affine(linear, self.w_std, self.b_std)
@@ -499,7 +503,6 @@ def _build_model(spec: Layer, width: int, input_shape: tuple, num_outputs: int, 
   if not affine or not isinstance(affine[-1], Dense) or not isinstance(spec.leaves()[-1], Dense):
     raise ValueError(f"{spec!r} must end with a Dense readout layer")
   if dtype is not None and keras.backend.standardize_dtype(dtype) == "float64":
-    from harness.nets import backends  # pylint: disable=import-outside-toplevel
     backends.current().enable_float64()  # JAX: jax_enable_x64, else float64 weights silently become float32
   context = _BuildContext(width, num_outputs, parameterization, seed, readout_index=len(affine) - 1, dtype=dtype)
   inputs = keras.Input(shape=input_shape, dtype=dtype, name="inputs")
