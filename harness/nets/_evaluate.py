@@ -6,7 +6,9 @@ Plan (from the spec and the input shape):
     including the Flatten, then the VECTOR layers after it, in the same compiled call, for steps of a few x1
     rows at a time (a loop inside the call, so one step's tensors stay in cache: DIAGONAL_STEP_ELEMENTS);
   * images read out by GlobalAvgPool: a FULL stage per chunk of c input pairs ((c, H, W, H, W) covariances;
-    c chosen so one chunk stays in cache, and so memory does not grow with the block), then the VECTOR
+    c chosen so one chunk stays in cache, and so memory does not grow with the block) or, when every Conv
+    keeps the offset p' - p (stride 1, 'SAME'), a SKEWED stage per step of n groups of fixed vertical offset
+    (harness/nets/_skew.py: a few groups stay in cache where one 32x32 pair does not), then the VECTOR
     layers after the pooling on the assembled (n1, n2) block. If those contain a nonlinearity, the
     per-input variances after pooling are needed: the pairs (x, x) are added to the work list (in the
     symmetric case they are part of it already). In the symmetric case (x2 None or equal to x1) only pairs
@@ -34,8 +36,9 @@ from keras import ops
 
 from harness.nets import backends
 from harness.nets import _batching
+from harness.nets import _skew
 from harness.nets import _spec
-from harness.nets._kernel import DIAGONAL, FULL, NONLINEARITY_BORDER, VECTOR, Kernel
+from harness.nets._kernel import DIAGONAL, FULL, NONLINEARITY_BORDER, SKEWED, VECTOR, Kernel
 
 KERNELS = _batching.KERNELS
 DTYPES = ("float32", "float64")
@@ -43,6 +46,14 @@ DTYPES = ("float32", "float64")
 # 2-core CI machine, float64, CNN-GAP depth 10: 16x16 images 223 -> 310 entries/s against 2^20; depth 2 on 8x8,
 # 6,160 -> 7,500. (At 32x32 one pair is already 1.3M elements: a chunk is one pair whatever this says.)
 FULL_CHUNK_ELEMENTS = 2**17
+# GlobalAvgPool nets whose Convs are all stride-1 'SAME' run as skewed groups (harness/nets/_skew.py) instead of
+# FULL chunks (`SKEWED_GAP`): a 32x32 pair is 32 groups of 33 x 32 x 32, so a step of a few groups stays in cache
+# where one FULL pair (2^20 elements, 8 MiB) did not. Elements of one step: measured on the 2-core CI machine,
+# float64, CNN-GAP depth 10, A/B in one process: 32x32 FULL 17.0 entries/s, skewed steps of 1, 2, 4 groups
+# 32.2, 30.5, 30.3, 8 groups 17.6 (past ANGLE_PASS_MAX_ELEMENTS); 16x16 (4,352 elements a group) 2^15 327,
+# 2^16 397, 2^17 364, 2^18 295.
+SKEW_STEP_ELEMENTS = 2**16
+SKEWED_GAP = True
 # Elements of one vector (rows, n2) block call: bounds memory for big tiles (64 MiB per tensor in float64).
 BLOCK_ELEMENTS = 2**23
 # Elements of one step's (H, W, rows, n2) same-position covariances on CPU (1 MiB in float64; accelerators take
@@ -97,6 +108,12 @@ class _Plan:
     # Widest zero border any spatial tensor gets (a Conv's largest pad, at most filter_size - 1; the nonlinearities'
     # and readouts' NONLINEARITY_BORDER), for the scratch size.
     self.max_border = max([NONLINEARITY_BORDER] + [leaf.filter_size - 1 for leaf in _conv_leaves(self.spatial)])
+    # GlobalAvgPool nets whose Convs all keep the offset p' - p (stride 1, zero 'SAME' padding): the skewed layout
+    # with this many separator rows (the widest pad), else None.
+    self.separator = None
+    convs = _conv_leaves(self.spatial)
+    if self.layout == FULL and all(c.padding == "SAME" and c.strides == 1 for c in convs):
+      self.separator = max([0] + [c.pad_width(input_shape[:2]) for c in convs])
 
   def scratch_size(self, pair_elements_per_position: int, spatial_shape) -> int:
     """Elements of the zero scratch vector: the largest bordered nngp and ntk, stacked (spatial sizes only shrink)."""
@@ -104,6 +121,12 @@ class _Plan:
     b = self.max_border
     grid = (h + 2 * b) * (w + 2 * b)
     return 2 * pair_elements_per_position * (grid if self.layout == DIAGONAL else grid * grid)
+
+  def skewed_scratch_size(self, groups: int, spatial_shape) -> int:
+    """Elements of the zero scratch vector for steps of `groups` skewed groups (as `scratch_size`)."""
+    h, w = spatial_shape
+    b = self.max_border
+    return 2 * groups * (_skew.rows(h, self.separator) + 2 * b) * (w + 2 * b) ** 2
 
 
 def _conv_leaves(layers) -> list:
@@ -177,6 +200,54 @@ def _full_input(xa, xb, track_ntk: bool, same, border: int) -> Kernel:
                 layout=FULL, track_ntk=track_ntk, same=same, spatial_shape=(h, w), border=border)
 
 
+def _skewed_input(xa, xb, index_a, index_b, valid, track_ntk: bool, same, border: int) -> Kernel:
+  """Input covariance of c image pairs in the skewed layout: (n, R, W, W) with `border` zeros around (rows from the
+  (c (H + 1), W, C) tables of each pair's image rows and a zero row, harness/nets/_skew.py)."""
+  c, h, w, channels = (int(n) for n in xa.shape)
+  zero_row = h  # pair 0's zero row
+
+  def rows(x, index):
+    table = ops.reshape(ops.concatenate([x, ops.zeros((c, 1, w, channels), dtype=x.dtype)], axis=1),
+                        (c * (h + 1), w, channels))
+    index = ops.pad(index, [(0, 0), (border, border)], constant_values=zero_row)
+    n, r = (int(m) for m in index.shape)
+    taken = ops.reshape(ops.take(table, ops.reshape(index, (-1,)), axis=0), (n, r, w, channels))
+    return ops.pad(taken, [(0, 0), (0, 0), (border, border), (0, 0)]) if border else taken
+
+  scale = 1.0 / channels
+  nngp = _pair_products(rows(xa, index_a), rows(xb, index_b), "nrwk,nrvk->nrwv",
+                        lambda a, b: a[:, :, :, None] * b[:, :, None, :]) * scale
+  return Kernel(nngp=nngp, ntk=None, var1=ops.sum(xa * xa, axis=-1) * scale, var2=ops.sum(xb * xb, axis=-1) * scale,
+                layout=SKEWED, track_ntk=track_ntk, same=same, spatial_shape=(h, w), border=border,
+                skew=(index_a, index_b, _held(valid)))
+
+
+def _held(mask):
+  """A per-step 0/1 mask as sqrt(mask) (the same values), so that XLA, which fuses no expensive op (sqrt) into
+  several consumers, computes it once per step instead of re-slicing it out of the per-call array (a
+  dynamic-slice) for every element of every loop that reads it (CNN-GAP 16x16: 2.3x slower)."""
+  return ops.sqrt(mask)
+
+
+def _skewed_fn(plan: _Plan, names: tuple[str, ...], masked: bool, pairs_a_unit: int):
+  """Units of c image pairs (x_a, x_b) through the spatial layers and GlobalAvgPool, each unit in `split` steps of
+  n = c m skewed groups (m groups of each pair; the step's row maps index_a, index_b, valid are the same for
+  every unit): (units, c) per kernel. Both loops run inside the program, as in `_full_fn`."""
+  track_ntk = "ntk" in names
+
+  def fn(xa, xb, index_a, index_b, valid, scratch, *same):
+    def unit(args):
+      def step(step_args):
+        k = _skewed_input(args[0], args[1], step_args[0], step_args[1], step_args[2], track_ntk,
+                          step_args[3] if masked else None, plan.input_border)
+        out = _outputs(_run(plan.spatial + [plan.readout], k.replace(scratch=scratch)), names)
+        return tuple(ops.sum(ops.reshape(o, (pairs_a_unit, -1)), axis=1) for o in out)  # each pair's groups
+      per_step = ops.map(step, (index_a, index_b, valid) + ((args[2],) if masked else ()))
+      return tuple(ops.sum(o, axis=0) for o in per_step)
+    return ops.map(unit, (xa, xb) + tuple(same))
+  return fn
+
+
 def _block_fn(plan: _Plan, names: tuple[str, ...], masked: bool):
   """x1 rows vs x2, all layers, one call. Vectors: x1 (rows, d). DIAGONAL images: x1 (steps, rows, H, W, C) and
   mask (steps, rows, n2), the steps a loop inside the compiled program (as in `_full_fn`), each step's
@@ -246,8 +317,15 @@ def _zeros(size: int, dtype: str):
     return _ZEROS[key]
 
 
+def _tensor_dtype(a: np.ndarray, dtype: str) -> str:
+  """Floating inputs in the kernel dtype; masks and indices as they are."""
+  if a.dtype == bool:
+    return "bool"
+  return "int32" if np.issubdtype(a.dtype, np.integer) else dtype
+
+
 def _call(fn, arrays, dtype):
-  tensors = [a if not isinstance(a, np.ndarray) else ops.convert_to_tensor(a, dtype=dtype if a.dtype != bool else "bool")
+  tensors = [a if not isinstance(a, np.ndarray) else ops.convert_to_tensor(a, dtype=_tensor_dtype(a, dtype))
              for a in arrays]
   return [ops.convert_to_numpy(t) for t in fn(*tensors)]
 
@@ -354,28 +432,11 @@ def _full_kernel(spec, plan, x1, x2, symmetric, names, dtype):
     if plan.vector_needs_variances:  # self pairs (x, x): per-input variances after pooling
       extra = np.arange(n1 + n2)
       rows, cols = np.concatenate([rows, extra]), np.concatenate([cols, extra])
-  pairs = len(rows)
-  threads = host_threads()
-  area = math.prod(x1.shape[1:3])
-  per_job = -(-pairs // threads)
-  size = max(1, min(FULL_CHUNK_ELEMENTS // area**2, per_job))  # pairs per step
-  steps = -(-per_job // size)
   masked = symmetric or plan.vector_needs_variances
-  key = (spec.describe(), "full", keras.backend.backend(), steps, size, x1.shape[1:], dtype, names, masked)
-  fn = _compiled(key, lambda: _full_fn(plan, names, masked))
-  scratch = _zeros(plan.scratch_size(size, x1.shape[1:3]), dtype)
-
-  def job(chunk):
-    start, stop = chunk
-    a = _batching.padded(rows, start, stop, steps * size)
-    b = _batching.padded(cols, start, stop, steps * size)
-    grid = (steps, size)
-    arrays = [data[a].reshape(grid + data.shape[1:]), data[b].reshape(grid + data.shape[1:]), scratch]
-    arrays += [(a == b).reshape(grid)] if masked else []
-    return [r.reshape(-1)[:stop - start] for r in _call(fn, arrays, dtype)]
-
-  parts = _map(job, _batching.blocks(pairs, steps * size), threads)
-  values = [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
+  if SKEWED_GAP and plan.separator is not None:
+    values = _skewed_values(spec, plan, data, rows, cols, names, dtype, masked)
+  else:
+    values = _full_values(spec, plan, data, rows, cols, names, dtype, masked)
   blocks = []
   for value in values:
     if symmetric:
@@ -397,3 +458,72 @@ def _full_kernel(spec, plan, x1, x2, symmetric, names, dtype):
     var1, var2 = np.ones(n1, dtype), np.ones(n2, dtype)
   ntk = blocks[1] if "ntk" in names else np.zeros_like(nngp)
   return _vector_layers(spec, plan, nngp, ntk, var1, var2, symmetric, names, dtype)
+
+
+def _full_values(spec, plan, data, rows, cols, names, dtype, masked):
+  """Pairs (data[rows], data[cols]) in FULL chunks of c pairs: one array of len(rows) values per kernel."""
+  x1 = data
+  pairs = len(rows)
+  threads = host_threads()
+  area = math.prod(x1.shape[1:3])
+  per_job = -(-pairs // threads)
+  size = max(1, min(FULL_CHUNK_ELEMENTS // area**2, per_job))  # pairs per step
+  steps = -(-per_job // size)
+  key = (spec.describe(), "full", keras.backend.backend(), steps, size, x1.shape[1:], dtype, names, masked)
+  fn = _compiled(key, lambda: _full_fn(plan, names, masked))
+  scratch = _zeros(plan.scratch_size(size, x1.shape[1:3]), dtype)
+
+  def job(chunk):
+    start, stop = chunk
+    a = _batching.padded(rows, start, stop, steps * size)
+    b = _batching.padded(cols, start, stop, steps * size)
+    grid = (steps, size)
+    arrays = [data[a].reshape(grid + data.shape[1:]), data[b].reshape(grid + data.shape[1:]), scratch]
+    arrays += [(a == b).reshape(grid)] if masked else []
+    return [r.reshape(-1)[:stop - start] for r in _call(fn, arrays, dtype)]
+
+  parts = _map(job, _batching.blocks(pairs, steps * size), threads)
+  return [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
+
+
+def _skewed_values(spec, plan, data, rows, cols, names, dtype, masked):
+  """Pairs (data[rows], data[cols]) as skewed groups (harness/nets/_skew.py), as `_full_values` returns them.
+
+  A unit of work is c whole pairs in one step of all their H groups when a pair's groups fit a step
+  (SKEW_STEP_ELEMENTS), else one pair in `split` steps of m groups (padding groups, all rows outside the image,
+  add zero where m does not divide H); a short last unit of a thread repeats its last pair, whose value is
+  dropped. Memory grows with the pairs, not with the steps: every unit's steps share one set of row maps.
+  """
+  pairs = len(rows)
+  h, w = data.shape[1:3]
+  fit = max(1, SKEW_STEP_ELEMENTS // (_skew.rows(h, plan.separator) * w * w))
+  threads = host_threads()
+  if fit >= h:
+    c, split, m = min(fit // h, -(-pairs // threads)), 1, h
+  else:
+    c, split = 1, -(-h // fit)
+    m = -(-h // split)
+  groups = np.arange(split * m).reshape(split, m)
+  groups[groups >= h] = _skew.PADDING_GROUP
+  groups = np.tile(groups, (1, c))  # (split, n): step j holds groups[j] of each of the c pairs
+  slot = np.arange(c * m) // m  # each group's pair within its unit
+  rows_a, rows_b, valid = (a.reshape(split, c * m, -1) for a in _skew.row_maps(h, plan.separator, groups.ravel()))
+  offset = (slot * (h + 1))[None, :, None]  # into the (c (H + 1), W) tables of the unit's pairs
+  units = -(-pairs // c)
+  per_job = -(-units // threads)
+  key = (spec.describe(), "skewed", keras.backend.backend(), per_job, c, split, m, data.shape[1:], dtype, names,
+         masked)
+  fn = _compiled(key, lambda: _skewed_fn(plan, names, masked, c))
+  scratch = _zeros(plan.skewed_scratch_size(c * m, (h, w)), dtype)
+  maps = [rows_a + offset, rows_b + offset, valid.astype(dtype)]
+
+  def job(chunk):
+    start, stop = chunk  # in units
+    pair = _batching.padded(np.arange(pairs), start * c, min(stop * c, pairs), per_job * c).reshape(per_job, c)
+    arrays = [data[rows[pair]], data[cols[pair]]] + maps + [scratch]
+    if masked:  # (units, split, n): a self pair's offset-0 group
+      arrays.append((rows[pair] == cols[pair])[:, None, slot] & (groups == 0)[None])
+    return [o.reshape(-1)[:min(stop * c, pairs) - start * c] for o in _call(fn, arrays, dtype)]
+
+  parts = _map(job, _batching.blocks(units, per_job), threads)
+  return [np.concatenate([p[i] for p in parts]) for i in range(len(names))]

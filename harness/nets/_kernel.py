@@ -9,6 +9,10 @@ Three layouts, chosen per spec by what its readout needs (`_evaluate.plan`):
   FULL      nngp, ntk (c, H, W, H, W);       var1 (c, H, W), var2 (c, H, W)
             all pixel pairs, for c (x_a, x_b) pairs at a time (GlobalAvgPool needs every pair; NT calls this
             diagonal_spatial=False); var* are the per-pixel variances of x_a and x_b.
+  SKEWED    nngp, ntk (n, R, W, W);          var1 (c, H, W), var2 (c, H, W)
+            the FULL covariance of c pairs cut into n groups of fixed vertical offset p'_h - p_h (harness/nets/
+            _skew.py), for nets whose Convs are all stride-1 'SAME'; `skew` maps each group's rows to its
+            pair's image rows.
 
 `var*` are the per-input, per-position variances k(x, x)[p, p] (NT's cov1/cov2 with diagonal_spatial), kept
 separately because ReLU/Erf need them and they cost n instead of n1 n2.
@@ -27,7 +31,7 @@ from keras import ops
 
 from harness.nets import backends
 
-VECTOR, DIAGONAL, FULL = "vector", "diagonal", "full"
+VECTOR, DIAGONAL, FULL, SKEWED = "vector", "diagonal", "full", "skewed"
 # Zero border of an image kernel after a nonlinearity: what a 3x3 SAME Conv and the readouts read. Written in the
 # nonlinearity's own loop (`nonlinearity_output`); a Conv that needs another width re-borders (`with_border`).
 NONLINEARITY_BORDER = 1
@@ -45,8 +49,11 @@ class Kernel:
 
   nngp: pair covariance E[f(x1) f(x2)]; ntk: neural tangent kernel, or None when it is identically 0 (at the
   input) or not requested (`track_ntk` False). same: boolean mask of pairs (x1_i, x2_j) that are the same
-  input (VECTOR/DIAGONAL: (n1, n2); FULL: (c,)), or None when no input appears on both sides; there the
-  ReLU angle is set to exactly 0 at equal positions.
+  input (VECTOR/DIAGONAL: (n1, n2); FULL: (c,); SKEWED: (n,), the groups of offset 0 of such pairs), or None
+  when no input appears on both sides; there the ReLU angle is set to exactly 0 at equal positions.
+  skew (SKEWED): (rows_a, rows_b, valid), each (n, R): for every group's skewed row the row of p and of p' in
+  the (c (H + 1), W) table of its pair's per-row variances (one zero row per pair, for separators), and the
+  mask (1.0 or 0.0) of rows inside the image, which affine layers multiply by.
   """
   nngp: Any
   ntk: Any
@@ -60,6 +67,7 @@ class Kernel:
   scratch: Any = None  # 1-D zeros input, at least as long as any bordered tensor (see `with_border`)
   buffers: tuple = ()  # the last two generations of bordered buffers, oldest first (see `with_border`)
   affine_parts: tuple | None = None  # (nngp, rest) with ntk = nngp + rest as computed by an affine layer
+  skew: tuple | None = None
 
   def replace(self, **changes) -> "Kernel":
     return dataclasses.replace(self, **changes)
@@ -71,10 +79,23 @@ class Kernel:
   # --- axes -------------------------------------------------------------------------------------------
   def pair_spatial_axes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Axes of nngp/ntk carrying height and width (two axes each in FULL: p and p' shift together)."""
+    if self.layout == SKEWED:
+      return ((1,), (2, 3))
     return ((0,), (1,)) if self.layout == DIAGONAL else ((1, 3), (2, 4))
 
   def var_spatial_axes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return ((0,), (1,)) if self.layout == DIAGONAL else ((1,), (2,))
+
+  def pair_extent(self, spatial_shape) -> tuple[int, int]:
+    """Extent of nngp/ntk's spatial axes (without border) for images of `spatial_shape`: the image's, except
+    SKEWED rows, which add the separators."""
+    if self.layout != SKEWED:
+      return tuple(spatial_shape)
+    return (int(self.skew[2].shape[1]), spatial_shape[1])
+
+  def row_mask(self):
+    """SKEWED: the valid-row mask broadcast against the interior; else None."""
+    return None if self.skew is None else self.skew[2][:, :, None, None]
 
   # --- borders ----------------------------------------------------------------------------------------
   def _trim(self, t):
@@ -175,6 +196,8 @@ class Kernel:
       return v1[:, None], v2[None, :]
     if self.layout == DIAGONAL:
       return v1[:, :, :, None], v2[:, :, None, :]
+    if self.layout == SKEWED:
+      return _skewed_rows(v1, self.skew[0])[:, :, :, None], _skewed_rows(v2, self.skew[1])[:, :, None, :]
     return v1[:, :, :, None, None], v2[:, None, None, :, :]
 
   def same_position_mask(self):
@@ -185,10 +208,23 @@ class Kernel:
       return self.same
     if self.layout == DIAGONAL:
       return self.same[None, None]
+    if self.layout == SKEWED:  # offset 0: p_h = p'_h on every row, so p = p' where p_w = p'_w
+      w = self.spatial_shape[1]
+      columns = ops.arange(w)
+      return ops.logical_and(ops.reshape(self.same, (-1, 1, 1, 1)), (columns[:, None] == columns[None, :])[None, None])
     h, w = self.spatial_shape
     rows = ops.arange(h * w)
     eye = ops.reshape(rows[:, None] == rows[None, :], (1, h, w, h, w))
     return ops.logical_and(ops.reshape(self.same, (-1, 1, 1, 1, 1)), eye)
+
+
+def _skewed_rows(v, index):
+  """v (c, H, W) per-pair images at the skewed rows `index` (n, R) of the (c (H + 1), W) table with a zero row
+  after each pair's rows: (n, R, W)."""
+  c, h, w = (int(n) for n in v.shape)
+  table = ops.reshape(ops.concatenate([v, ops.zeros((c, 1, w), dtype=v.dtype)], axis=1), (c * (h + 1), w))
+  n, r = (int(m) for m in index.shape)
+  return ops.reshape(ops.take(table, ops.reshape(index, (-1,)), axis=0), (n, r, w))
 
 
 def one_pass(*tensors) -> tuple:

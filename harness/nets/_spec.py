@@ -18,12 +18,11 @@ import keras
 from keras import ops
 
 from harness.nets import _kernel
-from harness.nets import backends
 from harness.nets import _kernel_math
 from harness.nets import _layers
-from harness.nets._kernel import DIAGONAL, FULL, VECTOR, Kernel
+from harness.nets._kernel import DIAGONAL, FULL, SKEWED, VECTOR, Kernel
 
-PAIRS = "pairs"  # layout of per-pair scalars after GlobalAvgPool on FULL kernels: nngp, ntk (c,)
+PAIRS = "pairs"  # per-pair scalars after GlobalAvgPool: nngp, ntk (c,) from FULL, or (n,) group shares from SKEWED
 PADDINGS = _layers.PADDINGS
 
 
@@ -84,13 +83,14 @@ def _describe_shape(shape: tuple) -> str:
 def _affine(k: Kernel, w_std: float, b_std: float) -> Kernel:
   """NNGP' = w^2 K + b^2; NTK' = NNGP' + w^2 NTK (NT stax.Dense, NTK parameterization)."""
   w2, b2 = w_std**2, b_std**2
-  nngp = k.nngp * w2 + b2
+  mask = k.row_mask()  # SKEWED: separator rows stay zero (harness/nets/_skew.py)
+  nngp = k.nngp * w2 + b2 if mask is None else (k.nngp * w2 + b2) * mask
   ntk, rest = None, None
   if k.track_ntk:
     if k.ntk is None:
       ntk = nngp
     else:
-      rest = k.ntk * w2
+      rest = k.ntk * w2 if mask is None else k.ntk * (mask * w2)
       ntk = nngp + rest
   return k.replace(nngp=nngp, ntk=ntk, var1=k.var1 * w2 + b2, var2=k.var2 * w2 + b2,
                    affine_parts=None if rest is None else (nngp, rest))
@@ -177,19 +177,17 @@ class Conv(Layer):
       k = k.with_border(border) if border else k.interior()
       pairs_bordered = True
 
-    def stencil(t, axes, bordered: bool, hold=None):
+    def stencil(t, axes, bordered: bool, extent):
       if border and not bordered:
         t = (_kernel_math.wrap_spatial(t, border, axes, k.spatial_shape) if self.circular
              else _kernel_math.pad_spatial(t, border, axes))
-      return _kernel_math.conv_stencil(t, border, axes, filt, strides, pads, out, hold=hold)
+      return _kernel_math.conv_stencil(t, border, axes, filt, strides, pads, extent)
 
-    def pair_stencil(t):  # partial sums of the large pair tensors held in memory (`conv_stencil`)
-      return stencil(t, k.pair_spatial_axes(), pairs_bordered, hold=lambda v: backends.current().barrier(v)[0])
-
-    var_axes = k.var_spatial_axes()
-    nngp = pair_stencil(k.nngp)
-    ntk = None if k.ntk is None else pair_stencil(k.ntk)
-    linear = k.replace(nngp=nngp, ntk=ntk, var1=stencil(k.var1, var_axes, False), var2=stencil(k.var2, var_axes, False),
+    pair_axes, var_axes, extent = k.pair_spatial_axes(), k.var_spatial_axes(), k.pair_extent(out)
+    nngp = stencil(k.nngp, pair_axes, pairs_bordered, extent)
+    ntk = None if k.ntk is None else stencil(k.ntk, pair_axes, pairs_bordered, extent)
+    linear = k.replace(nngp=nngp, ntk=ntk, var1=stencil(k.var1, var_axes, False, out),
+                       var2=stencil(k.var2, var_axes, False, out),
                        border=0, spatial_shape=out)
     return _affine(linear, self.w_std, self.b_std)
 
@@ -311,7 +309,7 @@ class GlobalAvgPool(Layer):
     return (shape[-1],)
 
   def kernel_fn(self, k):
-    if k.layout != FULL:
+    if k.layout not in (FULL, SKEWED):
       raise ValueError(f"{self!r} needs the full spatial covariance (layout {FULL!r}), got {k.layout!r}")
     # Sum a bordered buffer in memory (its zero border adds nothing): reducing the last layer's fused
     # expression directly makes XLA split it into several passes.
@@ -503,6 +501,7 @@ def _build_model(spec: Layer, width: int, input_shape: tuple, num_outputs: int, 
   if not affine or not isinstance(affine[-1], Dense) or not isinstance(spec.leaves()[-1], Dense):
     raise ValueError(f"{spec!r} must end with a Dense readout layer")
   if dtype is not None and keras.backend.standardize_dtype(dtype) == "float64":
+    from harness.nets import backends  # pylint: disable=import-outside-toplevel
     backends.current().enable_float64()  # JAX: jax_enable_x64, else float64 weights silently become float32
   context = _BuildContext(width, num_outputs, parameterization, seed, readout_index=len(affine) - 1, dtype=dtype)
   inputs = keras.Input(shape=input_shape, dtype=dtype, name="inputs")
