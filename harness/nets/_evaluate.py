@@ -325,9 +325,9 @@ def _tensor_dtype(a: np.ndarray, dtype: str) -> str:
 
 
 def _call(fn, arrays, dtype):
-  tensors = [a if not isinstance(a, np.ndarray) else ops.convert_to_tensor(a, dtype=_tensor_dtype(a, dtype))
-             for a in arrays]
-  return [ops.convert_to_numpy(t) for t in fn(*tensors)]
+  backend = backends.current()
+  tensors = [a if not isinstance(a, np.ndarray) else backend.to_tensor(a, _tensor_dtype(a, dtype)) for a in arrays]
+  return [backend.to_numpy(t) for t in fn(*tensors)]
 
 
 def _map(fn, jobs, threads: int):

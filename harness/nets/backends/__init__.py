@@ -4,6 +4,7 @@ Everything else in harness.nets is written once with `keras.ops`; a backend modu
 does not abstract:
 
   compile(fn)             XLA-compile a function of tensors (tf.function(jit_compile=True) / jax.jit)
+  to_tensor(array, dtype) a numpy array as a backend tensor; to_numpy(tensor) back (cheaper than keras.ops')
   kernel_precision()      context: full-precision float32 matmuls (TF32 off / jax matmul precision "highest")
   enable_float64()        make float64 tensors available (a no-op under TF; jax_enable_x64 under JAX)
   barrier(*tensors)       the tensors, computed and held in memory: no XLA fusion across (an opt-barrier)

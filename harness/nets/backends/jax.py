@@ -4,11 +4,22 @@ from __future__ import annotations
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 
 def compile(fn: Callable) -> Callable:  # pylint: disable=redefined-builtin
   """XLA-compiled `fn` (jax.jit)."""
   return jax.jit(fn)
+
+
+def to_tensor(array, dtype: str):
+  """A numpy array as a device array of `dtype`."""
+  return jnp.asarray(array, dtype=dtype)
+
+
+def to_numpy(tensor):
+  return np.asarray(tensor)
 
 
 def kernel_precision():
