@@ -496,7 +496,9 @@ def _skewed_values(spec, plan, data, rows, cols, names, dtype, masked):
   """
   pairs = len(rows)
   h, w = data.shape[1:3]
-  fit = max(1, SKEW_STEP_ELEMENTS // (_skew.rows(h, plan.separator) * w * w))
+  # Accelerators take large steps (BLOCK_ELEMENTS, as DIAGONAL steps): each step is several kernel launches.
+  step_elements = BLOCK_ELEMENTS if backends.current().has_accelerator() else SKEW_STEP_ELEMENTS
+  fit = max(1, step_elements // (_skew.rows(h, plan.separator) * w * w))
   threads = host_threads()
   if fit >= h:
     c, split, m = min(fit // h, -(-pairs // threads)), 1, h

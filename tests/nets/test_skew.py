@@ -6,6 +6,7 @@ import pytest
 
 from harness import nets
 from harness.nets import _evaluate
+from harness.nets import backends
 from harness.nets import _skew
 
 SEED = 0
@@ -125,6 +126,16 @@ def test_skewed_steps_of_any_size_equal_full_layout(monkeypatch, groups_a_step):
     full, skewed = _full_and_skewed(monkeypatch, spec, x1, x2, SKEW_STEP_ELEMENTS=groups_a_step * per_group)
     for g in ("nngp", "ntk"):
       np.testing.assert_allclose(skewed[g], full[g], rtol=RTOL)
+
+
+@pytest.mark.backend_portable
+def test_skewed_steps_sized_for_an_accelerator_equal_full_layout(monkeypatch):
+  """On an accelerator a step holds many whole pairs (BLOCK_ELEMENTS) on one thread: same kernel."""
+  monkeypatch.setattr(backends.current(), "has_accelerator", lambda: True)
+  x1, x2 = _images(4, size=6, width=5), _images(3, size=6, width=5, seed=SEED + 1)
+  full, skewed = _full_and_skewed(monkeypatch, SPECS["relu"](), x1, x2)
+  for g in ("nngp", "ntk"):
+    np.testing.assert_allclose(skewed[g], full[g], rtol=RTOL)
 
 
 def test_only_offset_preserving_convs_take_skewed_rows():
