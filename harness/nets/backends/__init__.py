@@ -7,7 +7,9 @@ does not abstract:
   to_tensor(array, dtype) a numpy array as a backend tensor; to_numpy(tensor) back (cheaper than keras.ops')
   kernel_precision()      context: full-precision float32 matmuls (TF32 off / jax matmul precision "highest")
   enable_float64()        make float64 tensors available (a no-op under TF; jax_enable_x64 under JAX)
-  barrier(*tensors)       the tensors, computed and held in memory: no XLA fusion across (an opt-barrier)
+  barrier(*tensors)       the tensors behind an XLA opt-barrier, so XLA does not simplify or fuse across it;
+                          XLA:CPU may still fuse a cheap operand into its consumers (harness/nets/_kernel_math.py,
+                          `conv_stencil`)
   has_accelerator()       whether kernels run on a GPU/TPU (then one call per block, no host threads)
   jacobian(fn, params, x) per-example Jacobians of fn(params, x) (b, k) w.r.t. each parameter (empirical NTK)
   devices()               the devices kernel tiles are spread over (accelerators, else logical CPU devices)

@@ -28,8 +28,8 @@ def kernel_precision():
 
 
 def barrier(*tensors) -> tuple:
-  """The arrays, which XLA must materialise as they are: no fusion across this point
-  (jax.lax.optimization_barrier; the identity outside jit)."""
+  """The arrays behind XLA's opt-barrier (jax.lax.optimization_barrier; the identity outside jit): no optimization
+  moves work across it (see the TensorFlow backend's `barrier` for what XLA:CPU still fuses)."""
   return tuple(jax.lax.optimization_barrier(tuple(tensors)))
 
 
