@@ -38,7 +38,7 @@ from harness.nets import backends
 from harness.nets import _batching
 from harness.nets import _skew
 from harness.nets import _spec
-from harness.nets._kernel import DIAGONAL, FULL, NONLINEARITY_BORDER, SKEWED, VECTOR, Kernel
+from harness.nets._kernel import DIAGONAL, FULL, NONLINEARITY_BORDER, SKEWED, VECTOR, Kernel, skewed_rows
 
 KERNELS = _batching.KERNELS
 DTYPES = ("float32", "float64")
@@ -107,11 +107,11 @@ class _Plan:
     self.input_border = first.border(input_shape[:2]) if isinstance(first, _spec.Conv) else 0
     # Widest zero border any spatial tensor gets (a Conv's largest pad, at most filter_size - 1; the nonlinearities'
     # and readouts' NONLINEARITY_BORDER), for the scratch size.
-    self.max_border = max([NONLINEARITY_BORDER] + [leaf.filter_size - 1 for leaf in _conv_leaves(self.spatial)])
+    convs = _conv_leaves(self.spatial)
+    self.max_border = max([NONLINEARITY_BORDER] + [leaf.filter_size - 1 for leaf in convs])
     # GlobalAvgPool nets whose Convs all keep the offset p' - p (stride 1, zero 'SAME' padding): the skewed layout
     # with this many separator rows (the widest pad), else None.
     self.separator = None
-    convs = _conv_leaves(self.spatial)
     if self.layout == FULL and all(c.padding == "SAME" and c.strides == 1 for c in convs):
       self.separator = max([0] + [c.pad_width(input_shape[:2]) for c in convs])
 
@@ -203,15 +203,10 @@ def _full_input(xa, xb, track_ntk: bool, same, border: int) -> Kernel:
 def _skewed_input(xa, xb, index_a, index_b, valid, track_ntk: bool, same, border: int) -> Kernel:
   """Input covariance of c image pairs in the skewed layout: (n, R, W, W) with `border` zeros around (rows from the
   (c (H + 1), W, C) tables of each pair's image rows and a zero row, harness/nets/_skew.py)."""
-  c, h, w, channels = (int(n) for n in xa.shape)
-  zero_row = h  # pair 0's zero row
+  h, w, channels = (int(n) for n in xa.shape[1:])
 
-  def rows(x, index):
-    table = ops.reshape(ops.concatenate([x, ops.zeros((c, 1, w, channels), dtype=x.dtype)], axis=1),
-                        (c * (h + 1), w, channels))
-    index = ops.pad(index, [(0, 0), (border, border)], constant_values=zero_row)
-    n, r = (int(m) for m in index.shape)
-    taken = ops.reshape(ops.take(table, ops.reshape(index, (-1,)), axis=0), (n, r, w, channels))
+  def rows(x, index):  # bordered rows: pair 0's zero row (index h) above and below
+    taken = skewed_rows(x, ops.pad(index, [(0, 0), (border, border)], constant_values=h))
     return ops.pad(taken, [(0, 0), (0, 0), (border, border), (0, 0)]) if border else taken
 
   scale = 1.0 / channels
@@ -462,16 +457,15 @@ def _full_kernel(spec, plan, x1, x2, symmetric, names, dtype):
 
 def _full_values(spec, plan, data, rows, cols, names, dtype, masked):
   """Pairs (data[rows], data[cols]) in FULL chunks of c pairs: one array of len(rows) values per kernel."""
-  x1 = data
   pairs = len(rows)
   threads = host_threads()
-  area = math.prod(x1.shape[1:3])
+  area = math.prod(data.shape[1:3])
   per_job = -(-pairs // threads)
   size = max(1, min(FULL_CHUNK_ELEMENTS // area**2, per_job))  # pairs per step
   steps = -(-per_job // size)
-  key = (spec.describe(), "full", keras.backend.backend(), steps, size, x1.shape[1:], dtype, names, masked)
+  key = (spec.describe(), "full", keras.backend.backend(), steps, size, data.shape[1:], dtype, names, masked)
   fn = _compiled(key, lambda: _full_fn(plan, names, masked))
-  scratch = _zeros(plan.scratch_size(size, x1.shape[1:3]), dtype)
+  scratch = _zeros(plan.scratch_size(size, data.shape[1:3]), dtype)
 
   def job(chunk):
     start, stop = chunk

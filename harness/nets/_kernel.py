@@ -197,7 +197,7 @@ class Kernel:
     if self.layout == DIAGONAL:
       return v1[:, :, :, None], v2[:, :, None, :]
     if self.layout == SKEWED:
-      return _skewed_rows(v1, self.skew[0])[:, :, :, None], _skewed_rows(v2, self.skew[1])[:, :, None, :]
+      return skewed_rows(v1, self.skew[0])[:, :, :, None], skewed_rows(v2, self.skew[1])[:, :, None, :]
     return v1[:, :, :, None, None], v2[:, None, None, :, :]
 
   def same_position_mask(self):
@@ -218,13 +218,14 @@ class Kernel:
     return ops.logical_and(ops.reshape(self.same, (-1, 1, 1, 1, 1)), eye)
 
 
-def _skewed_rows(v, index):
-  """v (c, H, W) per-pair images at the skewed rows `index` (n, R) of the (c (H + 1), W) table with a zero row
-  after each pair's rows: (n, R, W)."""
-  c, h, w = (int(n) for n in v.shape)
-  table = ops.reshape(ops.concatenate([v, ops.zeros((c, 1, w), dtype=v.dtype)], axis=1), (c * (h + 1), w))
+def skewed_rows(v, index):
+  """v (c, H, ...) per-pair images (variances, or the input images) at the skewed rows `index` (n, R) of the
+  (c (H + 1), ...) table with a zero row after each pair's rows: (n, R, ...)."""
+  c, h, *rest = (int(n) for n in v.shape)
+  table = ops.concatenate([v, ops.zeros((c, 1, *rest), dtype=v.dtype)], axis=1)
   n, r = (int(m) for m in index.shape)
-  return ops.reshape(ops.take(table, ops.reshape(index, (-1,)), axis=0), (n, r, w))
+  taken = ops.take(ops.reshape(table, (c * (h + 1), *rest)), ops.reshape(index, (-1,)), axis=0)
+  return ops.reshape(taken, (n, r, *rest))
 
 
 def one_pass(*tensors) -> tuple:

@@ -131,13 +131,6 @@ def wrap_spatial(t, width: int, spatial_axes: Sequence[tuple[int, ...]], spatial
   return t
 
 
-def _offsets(filter_shape: Sequence[int]) -> list[tuple[int, ...]]:
-  offsets = [()]
-  for size in filter_shape:
-    offsets = [o + (d,) for o in offsets for d in range(size)]
-  return offsets
-
-
 def relu(k, ntk, norm1, norm2, inv_norm1, inv_norm2, diagonal_mask=None, hold=None, ntk_rest=None):
   """ReLU arc-cosine kernel and NTK (Cho & Saul 2009, Eq. 6; NT `stax.Relu`).
 

@@ -17,6 +17,20 @@ def to_numpy(x) -> np.ndarray:
   return np.asarray(keras.ops.convert_to_numpy(x))
 
 
+def assert_same_kernel_when(monkeypatch, setting: str, value, spec, x1, x2, rtol: float = 1e-13):
+  """spec.kernel(x1, x2) with harness.nets._evaluate.<setting> = value equals the default's (NNGP and NTK) to rtol
+  (compiled functions are cached by shapes, not settings, so the cache is cleared around each call)."""
+  from harness.nets import _evaluate  # pylint: disable=import-outside-toplevel
+  _evaluate._CACHE.clear()
+  default = spec.kernel(x1, x2)
+  monkeypatch.setattr(_evaluate, setting, value)
+  _evaluate._CACHE.clear()
+  patched = spec.kernel(x1, x2)
+  _evaluate._CACHE.clear()
+  for g in ("nngp", "ntk"):
+    np.testing.assert_allclose(patched[g], default[g], rtol=rtol)
+
+
 def relu_map(k11, k12, k22):
   """Arc-cosine kernel (Cho & Saul 2009, Eq. 6, n = 1) and derivative kernel, in numpy (theta from arccos)."""
   norm = np.sqrt(k11 * k22)

@@ -334,23 +334,11 @@ def test_deep_erf_diagonal_stays_on_the_variance_recursion():
   np.testing.assert_allclose(np.diagonal(k), q, rtol=1e-12)
 
 
-def _assert_same_kernel_when(monkeypatch, setting: str, value, spec, x1, x2):
-  """spec.kernel(x1, x2) with _evaluate.<setting> = value equals the default's to rtol 1e-13 (compiled functions
-  are cached by shapes, not settings, so the cache is cleared around the patched call)."""
-  default = spec.kernel(x1, x2)
-  monkeypatch.setattr(_evaluate, setting, value)
-  _evaluate._CACHE.clear()
-  patched = spec.kernel(x1, x2)
-  _evaluate._CACHE.clear()
-  for g in KERNELS:
-    np.testing.assert_allclose(patched[g], default[g], rtol=1e-13)
-
-
 @pytest.mark.backend_portable
 @pytest.mark.parametrize("readout", [nets.Flatten(), nets.GlobalAvgPool()], ids=["flatten", "gap"])
 def test_input_covariance_products_equal_einsum(monkeypatch, readout):
   """Few-channel images take elementwise products for the input covariance, more channels an einsum: same kernel."""
-  _assert_same_kernel_when(monkeypatch, "SMALL_CHANNELS", 0, _cnn(readout), _images(3, size=4),
+  helpers.assert_same_kernel_when(monkeypatch, "SMALL_CHANNELS", 0, _cnn(readout), _images(3, size=4),
                            _images(4, size=4, seed=SEED + 1))
 
 
@@ -360,7 +348,7 @@ def test_diagonal_steps_equal_one_step(monkeypatch, x2_none):
   """CNN-Flatten blocks split into several steps of rows inside a call (last step padded) give the one-step kernel."""
   x1, x2 = _images(7, size=4), None if x2_none else _images(5, size=4, seed=SEED + 1)
   two_rows_a_step = 2 * 4 * 4 * (7 if x2_none else 5)
-  _assert_same_kernel_when(monkeypatch, "DIAGONAL_STEP_ELEMENTS", two_rows_a_step, _cnn(nets.Flatten()), x1, x2)
+  helpers.assert_same_kernel_when(monkeypatch, "DIAGONAL_STEP_ELEMENTS", two_rows_a_step, _cnn(nets.Flatten()), x1, x2)
 
 
 @pytest.mark.backend_portable
@@ -369,4 +357,4 @@ def test_host_gram_equals_compiled_gram(monkeypatch, x2_none):
   """Vector inputs: the input Gram by host BLAS (CPU default) and inside the compiled program give one kernel."""
   make_spec, _ = STRUCTURE_SPECS["fc"]
   x1, x2 = _vectors(6), None if x2_none else _vectors(4, seed=SEED + 1)
-  _assert_same_kernel_when(monkeypatch, "HOST_GRAM", False, make_spec(), x1, x2)
+  helpers.assert_same_kernel_when(monkeypatch, "HOST_GRAM", False, make_spec(), x1, x2)

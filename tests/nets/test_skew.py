@@ -7,6 +7,7 @@ import pytest
 from harness import nets
 from harness.nets import _evaluate
 from harness.nets import backends
+from tests.nets import helpers
 from harness.nets import _skew
 
 SEED = 0
@@ -86,18 +87,9 @@ SPECS = {
 }
 
 
-def _full_and_skewed(monkeypatch, spec, x1, x2, **settings):
-  """(kernel by the FULL layout, kernel by skewed rows with the given _evaluate settings)."""
-  monkeypatch.setattr(_evaluate, "SKEWED_GAP", False)
-  _evaluate._CACHE.clear()
-  full = spec.kernel(x1, x2)
-  monkeypatch.setattr(_evaluate, "SKEWED_GAP", True)
-  for name, value in settings.items():
-    monkeypatch.setattr(_evaluate, name, value)
-  _evaluate._CACHE.clear()
-  skewed = spec.kernel(x1, x2)
-  _evaluate._CACHE.clear()
-  return full, skewed
+def _assert_skewed_equals_full(monkeypatch, spec, x1, x2):
+  """The kernel by skewed rows (the default, under the settings patched so far) equals the FULL layout's."""
+  helpers.assert_same_kernel_when(monkeypatch, "SKEWED_GAP", False, spec, x1, x2, rtol=RTOL)
 
 
 @pytest.mark.backend_portable
@@ -106,9 +98,7 @@ def _full_and_skewed(monkeypatch, spec, x1, x2, **settings):
 def test_skewed_rows_equal_full_layout(monkeypatch, name, x2_none):
   x1 = _images(5, size=6, width=5)
   x2 = None if x2_none else _images(3, size=6, width=5, seed=SEED + 1)
-  full, skewed = _full_and_skewed(monkeypatch, SPECS[name](), x1, x2)
-  for g in ("nngp", "ntk"):
-    np.testing.assert_allclose(skewed[g], full[g], rtol=RTOL)
+  _assert_skewed_equals_full(monkeypatch, SPECS[name](), x1, x2)
 
 
 @pytest.mark.backend_portable
@@ -121,11 +111,11 @@ def test_skewed_steps_of_any_size_equal_full_layout(monkeypatch, groups_a_step):
   per_group = _skew.rows(h, 1) * w * w
   x1, x2 = _images(4, size=h, width=w), _images(3, size=h, width=w, seed=SEED + 1)
   spec = SPECS["relu"]()
+  monkeypatch.setattr(_evaluate, "SKEW_STEP_ELEMENTS", groups_a_step * per_group)
   for threads in (1, 2):
     monkeypatch.setattr(_evaluate, "host_threads", lambda threads=threads: threads)
-    full, skewed = _full_and_skewed(monkeypatch, spec, x1, x2, SKEW_STEP_ELEMENTS=groups_a_step * per_group)
-    for g in ("nngp", "ntk"):
-      np.testing.assert_allclose(skewed[g], full[g], rtol=RTOL)
+    monkeypatch.setattr(_evaluate, "SKEWED_GAP", True)  # undo the previous round's patch
+    _assert_skewed_equals_full(monkeypatch, spec, x1, x2)
 
 
 @pytest.mark.backend_portable
@@ -133,9 +123,7 @@ def test_skewed_steps_sized_for_an_accelerator_equal_full_layout(monkeypatch):
   """On an accelerator a step holds many whole pairs (BLOCK_ELEMENTS) on one thread: same kernel."""
   monkeypatch.setattr(backends.current(), "has_accelerator", lambda: True)
   x1, x2 = _images(4, size=6, width=5), _images(3, size=6, width=5, seed=SEED + 1)
-  full, skewed = _full_and_skewed(monkeypatch, SPECS["relu"](), x1, x2)
-  for g in ("nngp", "ntk"):
-    np.testing.assert_allclose(skewed[g], full[g], rtol=RTOL)
+  _assert_skewed_equals_full(monkeypatch, SPECS["relu"](), x1, x2)
 
 
 def test_only_offset_preserving_convs_take_skewed_rows():
