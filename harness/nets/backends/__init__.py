@@ -15,15 +15,43 @@ does not abstract:
   devices()               the devices kernel tiles are spread over (accelerators, else logical CPU devices)
   device_scope(device)    context placing work on one of them
   eager()                 context running compiled functions op by op (no tracing or XLA compilation)
+
+XLA:CPU code uses 512-bit vectors where the CPU has them (`CPU_VECTOR_WIDTH`; XLA's default prefers 256). A ReLU
+layer's angle loop is bound by latency, not arithmetic (one vector of entries per iteration; harness/nets/
+_kernel_math.py, `_polyval`), so twice the entries per vector is nearly twice the throughput of that loop even
+where a 512-bit operation takes two cycles (AMD Zen 4). Measured on the 2-core CI machine (Zen 4), float64, depth
+10, alternating processes: CNN-Flatten +20%, CNN-GAP 32x32 +5-9%, FC within noise. JAX programs get it per program
+(`compiler_options`); TensorFlow has no per-program options, so importing harness.nets under the TensorFlow
+backend adds `--xla_cpu_prefer_vector_width` to XLA_FLAGS, which XLA reads once, at the process's first XLA
+compilation (compiled before that, the process keeps XLA's default). It then applies to every XLA:CPU program of
+the process. A width already in XLA_FLAGS is left as it is: XLA_FLAGS=--xla_cpu_prefer_vector_width=256 restores
+XLA's default.
 """
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 import keras
 
 _MODULES = {"tensorflow": "harness.nets.backends.tensorflow", "jax": "harness.nets.backends.jax"}
+CPU_VECTOR_WIDTH = 512
+_VECTOR_WIDTH_FLAG = "xla_cpu_prefer_vector_width"
+
+
+def prefer_cpu_vector_width(environ=os.environ) -> None:
+  """Adds --xla_cpu_prefer_vector_width=CPU_VECTOR_WIDTH to environ's XLA_FLAGS unless it sets a width already."""
+  flags = environ.get("XLA_FLAGS", "")
+  if _VECTOR_WIDTH_FLAG not in flags:
+    environ["XLA_FLAGS"] = f"{flags} --{_VECTOR_WIDTH_FLAG}={CPU_VECTOR_WIDTH}".strip()
+
+
+def cpu_compiler_options() -> dict:
+  """Per-program XLA options for backends that take them (JAX): the vector width, unless XLA_FLAGS sets one."""
+  if _VECTOR_WIDTH_FLAG in os.environ.get("XLA_FLAGS", ""):
+    return {}
+  return {_VECTOR_WIDTH_FLAG: CPU_VECTOR_WIDTH}
 
 
 def current() -> ModuleType:
@@ -32,3 +60,7 @@ def current() -> ModuleType:
   if name not in _MODULES:
     raise ValueError(f"harness.nets supports the Keras backends {sorted(_MODULES)}, not {name!r}")
   return importlib.import_module(_MODULES[name])
+
+
+if keras.backend.backend() == "tensorflow":
+  prefer_cpu_vector_width()

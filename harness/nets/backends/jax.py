@@ -7,10 +7,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from harness.nets import backends
+
 
 def compile(fn: Callable) -> Callable:  # pylint: disable=redefined-builtin
-  """XLA-compiled `fn` (jax.jit)."""
-  return jax.jit(fn)
+  """XLA-compiled `fn` (jax.jit); on CPU with harness.nets.backends' vector width."""
+  if jax.default_backend() != "cpu":
+    return jax.jit(fn)
+  return jax.jit(fn, compiler_options=backends.cpu_compiler_options())
 
 
 def to_tensor(array, dtype: str):
