@@ -282,7 +282,7 @@ class Flatten(Layer):
     if k.layout == DIAGONAL:
       k = k.with_border(max(k.border, 1))  # sum a buffer in memory, zero border included (see GlobalAvgPool)
       def mean(t):
-        return None if t is None else ops.sum(t, axis=(0, 1)) * scale
+        return None if t is None else _kernel_math.sum_axes(t, (0, 1)) * scale
       var1, var2 = ops.sum(k.var1, axis=(0, 1)) * scale, ops.sum(k.var2, axis=(0, 1)) * scale
       return Kernel(nngp=mean(k.nngp), ntk=mean(k.ntk), var1=var1, var2=var2, layout=VECTOR,
                     track_ntk=k.track_ntk, same=k.same)
@@ -318,7 +318,7 @@ class GlobalAvgPool(Layer):
     scale = 1.0 / (h * w) ** 2
 
     def mean(t):
-      return None if t is None else ops.sum(ops.reshape(t, (t.shape[0], -1)), axis=1) * scale
+      return None if t is None else _kernel_math.sum_axes(t, range(1, len(t.shape))) * scale
     return Kernel(nngp=mean(k.nngp), ntk=mean(k.ntk), var1=None, var2=None, layout=PAIRS, track_ntk=k.track_ntk,
                   same=k.same)
 

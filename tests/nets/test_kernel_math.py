@@ -75,3 +75,11 @@ def test_conv_stencil_matches_direct_sum(filter_size, stride, pads, out_shape):
   got = to_numpy(fn(keras.ops.convert_to_tensor(bordered)))
   np.testing.assert_allclose(got, _stencil_reference(k, filter_size, stride, pads, out_shape), rtol=1e-13,
                              atol=1e-13)
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("axes", [(0,), (0, 1), (1, 2, 3), (2, 0), (3,)])
+def test_sum_axes_matches_numpy(axes):
+  t = np.random.default_rng(SEED).standard_normal((3, 4, 5, 6))
+  fn = compile_fn(lambda x: _kernel_math.sum_axes(x, axes))
+  np.testing.assert_allclose(to_numpy(fn(keras.ops.convert_to_tensor(t))), t.sum(axis=axes), rtol=1e-13, atol=1e-13)
