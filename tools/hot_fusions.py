@@ -128,9 +128,9 @@ def main(argv):
       for start, end, body in _loops(_objdump(objects[name])):
         share = 100 * sum(n for o, n in offsets.items() if start <= o <= end) / len(samples)
         if share >= 0.5:
-          print(f"  {start:#06x}-{end:#06x} {share:5.1f}%  {len(body)} instructions, ymm {sum('ymm' in t for t in body)}"
-                f", zmm {sum('zmm' in t for t in body)}, sqrt {sum('sqrt' in t for t in body)}, fma "
-                f"{sum('fmadd' in t for t in body)}, memory operands {sum('(%' in t for t in body)}")
+          counts = {key: sum(key in t for t in body) for key in ("ymm", "zmm", "sqrt", "fmadd", "(%")}
+          print(f"  {start:#06x}-{end:#06x} {share:5.1f}%  {len(body)} instructions, ymm {counts['ymm']}, zmm "
+                f"{counts['zmm']}, sqrt {counts['sqrt']}, fma {counts['fmadd']}, memory operands {counts['(%']}")
   finally:
     child.kill()
   print(f"XLA dump (HLO after optimizations, object files): {dump}")

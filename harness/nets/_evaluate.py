@@ -190,8 +190,8 @@ def channels_first(images: np.ndarray) -> np.ndarray:
 
 
 def _pair_products(x1, x2, subscripts: str, outer, channel_axis: int = -1):
-  """sum over channels c of outer(x1[c], x2[c]) (c along `channel_axis`), held in memory: an einsum, or for few channels
-  (SMALL_CHANNELS) C elementwise products. XLA:CPU runs the einsum's contraction over 3 channels as a batch
+  """sum over channels c (along `channel_axis`) of outer(x1[c], x2[c]), held in memory: an einsum, or for few
+  channels (SMALL_CHANNELS) C elementwise products. XLA:CPU runs the einsum's contraction over 3 channels as a batch
   of tiny matrix products, slower than a layer (CNN-GAP 32x32: 285 -> 137 ms for 64 pairs at depth 0)."""
   channels = x1.shape[channel_axis]
   if channels > SMALL_CHANNELS:
@@ -262,8 +262,9 @@ def _skewed_fn(plan: _Plan, names: tuple[str, ...], masked: bool, pairs_a_unit: 
 
 def _block_fn(plan: _Plan, names: tuple[str, ...], masked: bool):
   """x1 rows vs x2, all layers, one call. Vectors: x1 (rows, d). DIAGONAL images (`channels_first`): x1
-  (steps, C, H, W, rows), x2 (C, H, W, n2) and mask (steps, rows, n2), the steps a loop inside the compiled program (as in `_full_fn`), each step's
-  (H, W, rows, n2) tensors small enough to stay in cache; outputs (steps, rows, n2)."""
+  (steps, C, H, W, rows), x2 (C, H, W, n2) and mask (steps, rows, n2), the steps a loop inside the compiled
+  program (as in `_full_fn`), each step's (H, W, rows, n2) tensors small enough to stay in cache; outputs
+  (steps, rows, n2)."""
   track_ntk = "ntk" in names
 
   def block(x1, x2, scratch, mask):
