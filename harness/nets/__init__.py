@@ -42,9 +42,10 @@ The finite network (`keras_model`): every hidden Dense/Conv has `width` units/ch
 width grows, for all three (for "mup" after multiplying it by the readout's fan_in, since the muP readout is
 the NTK readout / sqrt(fan_in)); for "ntk" the empirical NTK converges to Theta.
 
-Computation: float32 or float64, XLA-compiled (`backends`), TF32 off. CNNs read out by Flatten and FC nets
-only propagate same-position covariances; the (n1, n2, H, W, H, W) covariance is only formed for
-GlobalAvgPool, in chunks of input pairs (harness/nets/_evaluate.py). The arc-cosine map uses a
+Computation: float32 or float64, XLA-compiled (`backends`), TF32 off; XLA:CPU prefers 512-bit vectors (under
+TensorFlow through XLA_FLAGS, set when this package is imported, process-wide: `backends`). CNNs read out by
+Flatten and FC nets only propagate same-position covariances; the (n1, n2, H, W, H, W) covariance is only formed
+for GlobalAvgPool, in chunks of input pairs or groups of fixed vertical offset (harness/nets/_evaluate.py). The arc-cosine map uses a
 multiply-add-only arccos/sqrt so that XLA keeps each layer one fused pass (harness/nets/_kernel_math.py).
 """
 from harness.nets._kernel import Kernel
