@@ -358,3 +358,20 @@ def test_host_gram_equals_compiled_gram(monkeypatch, x2_none):
   make_spec, _ = STRUCTURE_SPECS["fc"]
   x1, x2 = _vectors(6), None if x2_none else _vectors(4, seed=SEED + 1)
   helpers.assert_same_kernel_when(monkeypatch, "HOST_GRAM", False, make_spec(), x1, x2)
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("padding", ["SAME", "CIRCULAR"], ids=["skewed", "full"])
+@pytest.mark.parametrize("readout", [nets.Flatten(), nets.GlobalAvgPool()], ids=["flatten", "gap"])
+def test_op_by_op_runs_take_large_steps_and_match_compiled(readout, padding):
+  """Under nets.eager() the image paths take BLOCK_ELEMENTS steps (each op is a dispatch there); same kernel."""
+  spec = nets.serial(nets.Conv(3, 1.5, 0.1, padding=padding), nets.Relu(), nets.Conv(3, 1.5, 0.1, padding=padding),
+                     nets.Relu(), readout, nets.Dense(1.0, 0.0))
+  x = np.random.default_rng(SEED).standard_normal((5, 4, 4, 3))
+  assert _evaluate._large_steps() == _evaluate.backends.current().has_accelerator()
+  compiled = spec.kernel(x, get=("nngp", "ntk"))
+  with nets.eager():
+    assert _evaluate._large_steps()
+    eager = spec.kernel(x, get=("nngp", "ntk"))
+  for name in ("nngp", "ntk"):
+    np.testing.assert_allclose(eager[name], compiled[name], rtol=1e-12, atol=1e-14)

@@ -15,6 +15,7 @@ does not abstract:
   devices()               the devices kernel tiles are spread over (accelerators, else logical CPU devices)
   device_scope(device)    context placing work on one of them
   eager()                 context running compiled functions op by op (no tracing or XLA compilation)
+  running_eagerly()       whether that context is active
 
 XLA:CPU code uses 512-bit vectors where the CPU has them (`CPU_VECTOR_WIDTH`; XLA's default prefers 256). A ReLU
 layer's angle loop is bound by latency, not arithmetic (one vector of entries per iteration; harness/nets/

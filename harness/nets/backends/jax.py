@@ -43,6 +43,11 @@ def enable_float64() -> None:
     jax.config.update("jax_enable_x64", True)
 
 
+def running_eagerly() -> bool:
+  """Whether jitted functions run op by op (`eager()`)."""
+  return bool(jax.config.jax_disable_jit)
+
+
 def has_accelerator() -> bool:
   return jax.default_backend() != "cpu"
 

@@ -91,6 +91,11 @@ def enable_float64() -> None:
   """TensorFlow always has float64."""
 
 
+def running_eagerly() -> bool:
+  """Whether compiled functions run op by op (`eager()`)."""
+  return tf.config.functions_run_eagerly()
+
+
 def has_accelerator() -> bool:
   return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
