@@ -45,8 +45,9 @@ the NTK readout / sqrt(fan_in)); for "ntk" the empirical NTK converges to Theta.
 Computation: float32 or float64, XLA-compiled (`backends`), TF32 off; XLA:CPU prefers 512-bit vectors (under
 TensorFlow through XLA_FLAGS, set when this package is imported, process-wide: `backends`). CNNs read out by
 Flatten and FC nets only propagate same-position covariances; the (n1, n2, H, W, H, W) covariance is only formed
-for GlobalAvgPool, in chunks of input pairs or groups of fixed vertical offset (harness/nets/_evaluate.py). The arc-cosine map uses a
-multiply-add-only arccos/sqrt so that XLA keeps each layer one fused pass (harness/nets/_kernel_math.py).
+for GlobalAvgPool, in chunks of input pairs or groups of fixed vertical offset (harness/nets/_evaluate.py). The
+arc-cosine map is one square root and a polynomial (no libm call), so XLA vectorises it (harness/nets/
+_kernel_math.py).
 """
 from harness.nets._kernel import Kernel
 from harness.nets._layers import NTKConv, NTKDense, reinitialize

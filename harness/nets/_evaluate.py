@@ -36,6 +36,7 @@ from keras import ops
 
 from harness.nets import backends
 from harness.nets import _batching
+from harness.nets import _kernel_math
 from harness.nets import _skew
 from harness.nets import _spec
 from harness.nets._kernel import DIAGONAL, FULL, NONLINEARITY_BORDER, SKEWED, VECTOR, Kernel, skewed_rows
@@ -204,15 +205,9 @@ def _pair_products(x1, x2, subscripts: str, outer, channel_axis: int = -1):
   channels = x1.shape[channel_axis]
   if channels > SMALL_CHANNELS:
     return ops.einsum(subscripts, x1, x2)
-  terms = [outer(_channel(x1, c, channel_axis), _channel(x2, c, channel_axis)) for c in range(channels)]
+  terms = [outer(_kernel_math.index_axis(x1, c, channel_axis), _kernel_math.index_axis(x2, c, channel_axis))
+           for c in range(channels)]
   return backends.current().barrier(functools.reduce(operator.add, terms))[0]
-
-
-def _channel(x, c: int, axis: int):
-  """x[..., c, ...] with c at `axis` (a slice)."""
-  index = [slice(None)] * len(x.shape)
-  index[axis] = c
-  return x[tuple(index)]
 
 
 def _full_input(xa, xb, track_ntk: bool, same, border: int) -> Kernel:

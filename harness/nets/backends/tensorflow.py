@@ -41,7 +41,7 @@ class _Compiled:
     self._concrete = {}
 
   def __call__(self, *args):
-    if tf.config.functions_run_eagerly() or not all(isinstance(a, tf.Tensor) for a in args):
+    if running_eagerly() or not all(isinstance(a, tf.Tensor) for a in args):
       return self._function(*args)  # `eager()` runs it op by op; nested arguments go through the tf.function
     key = tuple((tuple(a.shape), a.dtype) for a in args)
     concrete = self._concrete.get(key)
