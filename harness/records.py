@@ -15,10 +15,10 @@ import datetime
 import json
 import math
 import os
-import tempfile
 import uuid
 from typing import Any, Mapping
 
+from harness import atomic
 from harness.errors import RunDirError
 from harness.metrics import Metric, metrics_from_json
 
@@ -53,35 +53,11 @@ def to_jsonable(value: Any) -> Any:
   return value
 
 
-def _umask() -> int:
-  mask = os.umask(0)
-  os.umask(mask)
-  return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
 def write_json_atomic(path: str, blob: Any) -> None:
-  """Writes to a temporary file in the same folder, fsyncs, then renames over `path`.
-
-  A process killed at any point leaves either the old file (or none) or the complete new one.
-  """
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-  try:
-    os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; records and references are for everyone who may read the folder
-    with os.fdopen(fd, "w") as f:
-      json.dump(to_jsonable(blob), f, indent=1, sort_keys=False, allow_nan=False)
-      f.write("\n")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  """`blob` as indented JSON (NaN/inf as strings, `to_jsonable`), written atomically (`harness.atomic`)."""
+  with atomic.atomic_open(path, "w") as f:
+    json.dump(to_jsonable(blob), f, indent=1, sort_keys=False, allow_nan=False)
+    f.write("\n")
 
 
 def prepare_run_dir(output_dir: str) -> str:

@@ -12,9 +12,9 @@ that one `spec.kernel(tile_size inputs, tile_size inputs)` call fits), the peak 
 call per device: O(tile_size^2 x per-pair intermediates), e.g. tile_size^2 x (H W)^2 floats for a CNN
 layer without pooling (NT stax convention), independent of n1 and n2.
 
-Resuming: with `cache_dir`, every finished tile is written atomically (temporary file + os.replace) to
-`cache_dir/<key>/tile_<i>_<j>.npz`, where the key hashes the spec description, the input arrays, get,
-dtype and tile size. A rerun after a crash or kill loads finished tiles and computes only the rest.
+Resuming: with `cache_dir`, every finished tile is written atomically (`harness.atomic`: temporary file,
+fsync, os.replace) to `cache_dir/<key>/tile_<i>_<j>.npz`, where the key hashes the spec description, the
+input arrays, get, dtype and tile size. A rerun after a crash or kill loads finished tiles and computes only the rest.
 
 Devices: tiles go round-robin to every visible accelerator (or every logical CPU device when there is no
 accelerator) of the active Keras backend, one worker thread per device; the backend modules say which
@@ -28,13 +28,13 @@ import hashlib
 import json
 import os
 import queue
-import tempfile
 import threading
 from typing import Callable, Iterable, Sequence
 
 import keras
 import numpy as np
 
+from harness import atomic
 from harness.nets import _batching
 from harness.nets import backends
 
@@ -77,16 +77,8 @@ def tile_indices(n1: int, n2: int | None, tile_size: int) -> list[tuple[int, int
 
 
 def _save_tile(path: str, tile: dict[str, np.ndarray]) -> None:
-  directory = os.path.dirname(path)
-  fd, tmp = tempfile.mkstemp(prefix=".tile-", suffix=".npz", dir=directory)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **tile)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with atomic.atomic_open(path, "wb") as f:
+    np.savez(f, **tile)
 
 
 def _load_tile(path: str, get: tuple[str, ...]) -> dict[str, np.ndarray] | None:
@@ -130,11 +122,9 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
     os.makedirs(tile_dir, exist_ok=True)
     manifest = os.path.join(tile_dir, "manifest.json")
     if not os.path.exists(manifest):
-      with open(manifest + ".tmp", "w") as f:
-        json.dump({"spec": _describe(spec), "x1_shape": list(x1.shape),
-                   "x2_shape": None if symmetric else list(x2.shape), "get": list(names), "dtype": dtype,
-                   "tile_size": tile_size, "tiles": len(todo)}, f, indent=1)
-      os.replace(manifest + ".tmp", manifest)
+      atomic.write_text_atomic(manifest, json.dumps(
+          {"spec": _describe(spec), "x1_shape": list(x1.shape), "x2_shape": None if symmetric else list(x2.shape),
+           "get": list(names), "dtype": dtype, "tile_size": tile_size, "tiles": len(todo)}, indent=1))
 
   def place(i: int, j: int, tile: dict[str, np.ndarray]) -> None:
     (r0, r1), (c0, c1) = rows[i], cols[j]

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 
 from harness import claims as claims_lib  # pylint: disable=wrong-import-position
 from harness import compare as compare_lib  # pylint: disable=wrong-import-position
-from harness import environment, registry
+from harness import atomic, environment, registry
 from harness.errors import HarnessError, ReferenceFileError
 from harness.metrics import summarize
 
@@ -172,12 +172,9 @@ def write_report(record_list: Sequence[Mapping[str, Any]], out_dir: str, referen
     lines += _multi_run(record_list)
   for record in record_list:
     lines += _single_run(record, out_dir, references_dir)
-  text = "\n".join(lines)
-  with open(os.path.join(out_dir, "report.md.tmp"), "w") as f:
-    f.write(text)
-  os.replace(os.path.join(out_dir, "report.md.tmp"), os.path.join(out_dir, "report.md"))
-  with open(os.path.join(out_dir, "report.html"), "w") as f:
-    f.write(_markdown_to_html(lines))
+  # report.html first: report.md marks a finished report (a folder holding one is refused above)
+  atomic.write_text_atomic(os.path.join(out_dir, "report.html"), _markdown_to_html(lines))
+  atomic.write_text_atomic(os.path.join(out_dir, "report.md"), "\n".join(lines))
   return os.path.join(out_dir, "report.md")
 
 
