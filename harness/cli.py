@@ -140,10 +140,13 @@ def cmd_bless(args: list[str]) -> int:
   current = (references.load(ref_dir, record["experiment"], record["tier"]) if os.path.exists(path)
              else references.empty(record["experiment"], record["tier"]))
   new, blessed, skipped = references.bless(current, record, records.metrics_of(record), FLAGS.reason.strip(),
-                                           experiment.reference_rules, records.utc_now())
+                                           lambda name: references.rule_from_patterns(name, experiment.reference_rules),
+                                           records.utc_now())
   references.validate(new, path, record["experiment"], record["tier"])
-  records.write_json_atomic(path, new)
+  references.write(path, new)
   print(f"wrote {path}: blessed {len(blessed)} metric(s) from run {record['run_id']}")
+  for line in references.bless_diff(current, new, run_metrics=record["metrics"]):
+    print(f"  {line}")
   for item in skipped:
     print(f"  not blessed: {item}")
   return 0

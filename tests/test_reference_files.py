@@ -1,4 +1,5 @@
 """The repository's reference_results: every file validates, every smoke tier has one, theory entries are current."""
+import json
 import os
 import subprocess
 import sys
@@ -25,7 +26,19 @@ def test_reference_file_validates_and_names_a_registered_tier(experiment, tier):
   assert blob["entries"], "a reference file without entries guards nothing"
   for entry in blob["entries"]:
     if entry["provenance"]["kind"] == "measured":
-      assert entry["provenance"]["values"] and entry["provenance"]["reason"].strip()
+      assert entry["values"] and blob["blessings"][entry["provenance"]["blessing"]]["reason"].strip()
+
+
+@pytest.mark.parametrize("experiment, tier", list(_files()))
+def test_reference_file_is_version_2_as_bless_writes_it(experiment, tier):
+  # the layout that keeps a re-bless reviewable: blessings once, one entry a line, sorted by metric
+  path = references.reference_path(references.DEFAULT_DIR, experiment, tier)
+  with open(path, encoding="utf-8") as f:
+    text = f.read()
+  blob = references.load(references.DEFAULT_DIR, experiment, tier)
+  assert json.loads(text)["schema_version"] == references.SCHEMA_VERSION
+  assert references.dumps(blob) == text, f"{path} is not laid out as references.write writes it"
+  assert references.prune_blessings(blob) == blob, f"{path} holds blessings no entry uses"
 
 
 @pytest.mark.parametrize("experiment", sorted(registry.load_all()))
