@@ -37,10 +37,10 @@ serial, repeat        composition; repeat(layer, n) = serial of n copies.
 Output      the readout Dense's kernel for one output (outputs are i.i.d.): a scalar (n1, n2) block.
 
 The finite network (`keras_model`): every hidden Dense/Conv has `width` units/channels, the last Dense
-`num_outputs`; parameterizations "ntk", "standard" and "mup" (harness/nets/_parameterization.py, with
-`mup_lr_multipliers`). At initialisation the output covariance over random weights converges to K as the
-width grows, for all three (for "mup" after multiplying it by the readout's fan_in, since the muP readout is
-the NTK readout / sqrt(fan_in)); for "ntk" the empirical NTK converges to Theta.
+`num_outputs`; parameterizations "ntk", "standard" and "mup" (harness/nets/_parameterization.py;
+`mup_lr_multipliers` in harness/nets/_layers.py). At initialisation the output covariance over random weights
+converges to K as the width grows, for all three (for "mup" after multiplying it by the readout's fan_in, since
+the muP readout is the NTK readout / sqrt(fan_in)); for "ntk" the empirical NTK converges to Theta.
 
 Computation: float32 or float64, XLA-compiled (`backends`), TF32 off; XLA:CPU prefers 512-bit vectors (under
 TensorFlow through XLA_FLAGS, set when this package is imported, process-wide: `backends`). CNNs read out by
@@ -50,8 +50,8 @@ arc-cosine map is one square root and a polynomial (no libm call), so XLA vector
 _kernel_math.py).
 """
 from harness.nets._kernel import Kernel
-from harness.nets._layers import NTKConv, NTKDense, reinitialize
-from harness.nets._parameterization import PARAMETERIZATIONS, mup_lr_multipliers
+from harness.nets._layers import NTKConv, NTKDense, mup_lr_multipliers, reinitialize
+from harness.nets._parameterization import PARAMETERIZATIONS
 from harness.nets._spec import (Conv, Dense, Erf, Flatten, GlobalAvgPool, Identity, Layer, Relu, Residual, Serial,
                                 repeat, residual, serial)
 from harness.nets import predict

@@ -38,7 +38,6 @@ from harness.nets import backends
 from harness.nets import _batching
 from harness.nets import _kernel_math
 from harness.nets import _skew
-from harness.nets import _spec
 from harness.nets._kernel import DIAGONAL, FULL, NONLINEARITY_BORDER, SKEWED, VECTOR, Kernel, skewed_rows
 
 KERNELS = _batching.KERNELS
@@ -95,34 +94,34 @@ def host_threads() -> int:
 # Plan
 # ------------------------------------------------------------------------------------------------------
 class _Plan:
-  """Which layers run in which layout (module docstring)."""
+  """Which layers run in which layout (module docstring), from what the spec's leaves answer (the planner
+  protocol of harness/nets/_spec.py: no layer class is named here)."""
 
-  def __init__(self, spec: _spec.Layer, input_shape: tuple):
-    out = _spec.check_shapes(spec, input_shape)
+  def __init__(self, spec, input_shape: tuple):
+    out = spec.check_shapes(input_shape)
     if len(out) != 1:
       raise ValueError(f"{spec!r} ends with an image {out}; add Flatten() or GlobalAvgPool() before the readout")
     leaves = spec.leaves()
     self.is_image = len(input_shape) == 3
     self.readout = None
-    if self.is_image:
-      index = next(i for i, leaf in enumerate(leaves) if isinstance(leaf, (_spec.Flatten, _spec.GlobalAvgPool)))
+    if self.is_image:  # the shape check guarantees a readout
+      index = next(i for i, leaf in enumerate(leaves) if leaf.readout_layout is not None)
       self.spatial, self.readout, self.vector = leaves[:index], leaves[index], leaves[index + 1:]
     else:
       self.spatial, self.vector = [], leaves
-    self.layout = VECTOR if not self.is_image else (
-        FULL if isinstance(self.readout, _spec.GlobalAvgPool) else DIAGONAL)
+    self.layout = self.readout.readout_layout if self.is_image else VECTOR
     self.vector_needs_variances = any(leaf.has_nonlinearity() for leaf in self.vector)
-    first = self.spatial[0] if self.spatial else None
-    self.input_border = first.border(input_shape[:2]) if isinstance(first, _spec.Conv) else 0
-    # Widest zero border any spatial tensor gets (a Conv's largest pad, at most filter_size - 1; the nonlinearities'
-    # and readouts' NONLINEARITY_BORDER), for the scratch size.
-    convs = _conv_leaves(self.spatial)
-    self.max_border = max([NONLINEARITY_BORDER] + [leaf.filter_size - 1 for leaf in convs])
-    # GlobalAvgPool nets whose Convs all keep the offset p' - p (stride 1, zero 'SAME' padding): the skewed layout
-    # with this many separator rows (the widest pad), else None.
+    spatial_shape = input_shape[:2]
+    self.input_border = self.spatial[0].border(spatial_shape) if self.spatial else 0
+    # Widest zero border any spatial tensor gets (a Conv's largest pad; the nonlinearities' and readouts'
+    # NONLINEARITY_BORDER), for the scratch size.
+    self.max_border = max([NONLINEARITY_BORDER] + [leaf.max_border() for leaf in self.spatial])
+    # Readouts of every pixel pair whose spatial layers all keep the offset p'_h - p_h: the skewed layout with this
+    # many separator rows, else None.
     self.separator = None
-    if self.layout == FULL and all(c.padding == "SAME" and c.strides == 1 for c in convs):
-      self.separator = max([0] + [c.pad_width(input_shape[:2]) for c in convs])
+    if self.layout == FULL:
+      separators = [leaf.skew_separator(spatial_shape) for leaf in self.spatial]
+      self.separator = None if None in separators else max([0] + separators)
 
   def scratch_size(self, pair_elements_per_position: int, spatial_shape) -> int:
     """Elements of the zero scratch vector: the largest bordered nngp and ntk, stacked (spatial sizes only shrink)."""
@@ -136,16 +135,6 @@ class _Plan:
     h, w = spatial_shape
     b = self.max_border
     return 2 * groups * (_skew.rows(h, self.separator) + 2 * b) * (w + 2 * b) ** 2
-
-
-def _conv_leaves(layers) -> list:
-  found = []
-  for layer in layers:
-    if isinstance(layer, _spec.Conv):
-      found.append(layer)
-    elif isinstance(layer, _spec.Residual):
-      found.extend(_conv_leaves(layer.branch.leaves()))
-  return found
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -355,7 +344,8 @@ def _map(fn, jobs, threads: int):
     return list(pool.map(fn, jobs))
 
 
-def kernel(spec: _spec.Layer, x1, x2=None, get: str | Sequence[str] = KERNELS, dtype: str = "float64"):
+def kernel(spec, x1, x2=None, get: str | Sequence[str] = KERNELS, dtype: str = "float64"):
+  """`spec.kernel` (harness/nets/_spec.py `Layer.kernel`) of a harness.nets layer `spec`."""
   requested = _batching.canonical_get(get, unique=True)
   names = ("nngp", "ntk") if "ntk" in requested else ("nngp",)  # the NTK recursion needs the NNGP
   if dtype not in DTYPES:

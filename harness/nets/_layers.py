@@ -2,7 +2,8 @@
 
 `NTKDense` and `NTKConv` compute out = a (x W) + b_mult b with W, b initialised and scaled as the
 parameterization says (`_parameterization.affine_scaling`). They serialise (`get_config`) and round-trip
-through `keras.Model.from_config` and `.keras` files; `reinitialize` draws fresh weights in place.
+through `keras.Model.from_config` and `.keras` files; `reinitialize` draws fresh weights in place, and
+`mup_lr_multipliers` gives a muP model's per-variable learning-rate multipliers.
 """
 from __future__ import annotations
 
@@ -158,6 +159,26 @@ def affine_layers(model: keras.Model) -> list[_Affine]:
     if isinstance(layer, _Affine):
       found.append(layer)
   return sorted(found, key=lambda layer: layer.index)
+
+
+def mup_lr_multipliers(model: keras.Model, base_width: int, optimizer: str = "sgd") -> dict[str, float]:
+  """{variable.path: learning-rate multiplier} for a `keras_model(..., parameterization="mup")` (the table in
+  harness/nets/_parameterization.py's docstring).
+
+  Multiply the base learning rate (tuned at `base_width`) by these per variable, e.g. by scaling each
+  gradient for SGD, or with one optimizer per group for Adam.
+  """
+  if base_width <= 0:
+    raise ValueError(f"base_width must be positive, got {base_width}")
+  multipliers = {}
+  for layer in affine_layers(model):
+    if layer.parameterization != "mup":
+      raise ValueError(f"{layer.name} uses parameterization {layer.parameterization!r}, not 'mup'")
+    ratio = layer.model_width / base_width
+    weight_exp, bias_exp = _parameterization.lr_exponents(optimizer, layer.role)
+    multipliers[layer.kernel.path] = ratio**weight_exp
+    multipliers[layer.bias.path] = ratio**bias_exp
+  return multipliers
 
 
 def reinitialize(model: keras.Model, seed: int) -> keras.Model:

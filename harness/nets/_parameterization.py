@@ -17,7 +17,8 @@ TP4 Eq. (5)); it is also the "output multiplier 1/fan_in, init std 1" form of Te
 2022, arXiv 2203.03466, Table 8; microsoft/mup issue #7). The readout bias carries 1/sqrt(fan_in) too so that
 the whole readout, not only its weight part, is the NTK readout scaled by 1/sqrt(fan_in).
 
-muP learning-rate multipliers (`mup_lr_multipliers`), per parameter, with r = width / base_width (`width` the
+muP learning-rate multipliers (`lr_exponents`; per variable of a model: harness/nets/_layers.py,
+`mup_lr_multipliers`), per parameter, with r = width / base_width (`width` the
 hidden width of `keras_model`: units/channels of input and hidden layers, and what the readout's fan_in grows
 with), derived from TP5 Table 3 through the symmetry above
 (the `mup` package's MuSGD/MuAdam give the same scalings in their own parameterization):
@@ -79,22 +80,3 @@ def lr_exponents(optimizer: str, role: str) -> tuple[float, float]:
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
   return _LR_EXPONENTS[(optimizer, role)]
 
-
-def mup_lr_multipliers(model, base_width: int, optimizer: str = "sgd") -> dict[str, float]:
-  """{variable.path: learning-rate multiplier} for a `keras_model(..., parameterization="mup")` (module docstring).
-
-  Multiply the base learning rate (tuned at `base_width`) by these per variable, e.g. by scaling each
-  gradient for SGD, or with one optimizer per group for Adam.
-  """
-  from harness.nets import _layers  # pylint: disable=import-outside-toplevel
-  if base_width <= 0:
-    raise ValueError(f"base_width must be positive, got {base_width}")
-  multipliers = {}
-  for layer in _layers.affine_layers(model):
-    if layer.parameterization != "mup":
-      raise ValueError(f"{layer.name} uses parameterization {layer.parameterization!r}, not 'mup'")
-    ratio = layer.model_width / base_width
-    weight_exp, bias_exp = lr_exponents(optimizer, layer.role)
-    multipliers[layer.kernel.path] = ratio**weight_exp
-    multipliers[layer.bias.path] = ratio**bias_exp
-  return multipliers

@@ -8,18 +8,32 @@ A spec is a tree of frozen dataclasses (`Serial`, `Residual` and the leaf layers
 
 Shapes are tuples without the batch axis: (d,) for vectors, (H, W, C) for images; a channel count of None
 stands for the hidden width, which only `keras_model` fixes.
+
+The evaluator (harness/nets/_evaluate.py) plans a kernel call from the answers of the spec's top-level leaves
+(`leaves()`) and imports no layer class, so a new layer is taught here, in its own class (as neural-tangents'
+`@requires(...)` lets a layer declare what it needs):
+
+  readout_layout             an images -> vectors readout: the layout its kernel_fn needs (DIAGONAL: the
+                             same-position covariances; FULL: every pixel pair); None for every other layer
+  border(spatial_shape)      zero border it reads around its input covariance (made with it when it comes first)
+  max_border()               an upper bound on the zero border its kernel map gives a spatial tensor (scratch size)
+  skew_separator(shape)      whether it keeps every entry's vertical offset p'_h - p_h (the skewed layout of
+                             harness/nets/_skew.py): the separator rows it needs then (0: none), else None
+  has_nonlinearity()         whether the per-input variances after the readout are read (a ReLU/Erf follows)
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import keras
 from keras import ops
 
-from harness.nets import _kernel
+from harness.nets import _evaluate
 from harness.nets import _kernel_math
 from harness.nets import _layers
+from harness.nets import _parameterization
+from harness.nets import backends
 from harness.nets._kernel import DIAGONAL, FULL, SKEWED, VECTOR, Kernel
 
 PAIRS = "pairs"  # per-pair scalars after GlobalAvgPool: nngp, ntk (c,) from FULL, or (n,) group shares from SKEWED
@@ -35,7 +49,6 @@ class Layer:
     Returns {name: np.ndarray (len(x1), len(x2))}, or the bare array when `get` is a single name.
     Compiled once per (spec, shapes, dtype, get) and cached; see harness/nets/_evaluate.py.
     """
-    from harness.nets import _evaluate  # pylint: disable=import-outside-toplevel
     return _evaluate.kernel(self, x1, x2, get=get, dtype=dtype)
 
   def keras_model(self, width: int, input_shape: Sequence[int], num_outputs: int = 1,
@@ -55,6 +68,27 @@ class Layer:
   def leaves(self) -> list["Layer"]:
     """The top-level sequence with serial nesting flattened (Residual stays one element)."""
     return [self]
+
+  # What the evaluator asks (module docstring); the defaults are a layer that maps each position on its own.
+  readout_layout: ClassVar[str | None] = None
+
+  def border(self, spatial_shape) -> int:
+    """Zero border this layer reads around an input covariance of `spatial_shape`."""
+    return 0
+
+  def max_border(self) -> int:
+    """Upper bound on the zero border this layer's kernel map gives a spatial tensor."""
+    return 0
+
+  def skew_separator(self, spatial_shape) -> int | None:
+    """Separator rows this layer needs in the skewed layout, or None if it does not keep the vertical offset."""
+    return 0
+
+  def check_shapes(self, input_shape: tuple) -> tuple:
+    """Output shape on `input_shape` (per example), or ValueError naming the first layer that does not fit."""
+    if len(input_shape) not in (1, 3):
+      raise ValueError(f"inputs must be vectors (d,) or NHWC images (H, W, C), got per-example shape {input_shape}")
+    return self.output_shape(tuple(input_shape), "spec")
 
   def output_shape(self, shape: tuple, path: str) -> tuple:
     return shape
@@ -152,6 +186,16 @@ class Conv(Layer):
   def pad_width(self, spatial_shape) -> int:
     """The largest pad along any spatial axis."""
     return max(max(self.geometry(n)[1]) for n in spatial_shape)
+
+  def max_border(self) -> int:
+    return self.filter_size - 1  # the largest pad of any geometry
+
+  def skew_separator(self, spatial_shape) -> int | None:
+    """Stride 1 with zero 'SAME' padding keeps p'_h - p_h (and the image size); the widest pad is then the
+    separator (harness/nets/_skew.py). Strided, 'VALID' and circular Convs do not keep it."""
+    if self.padding == "SAME" and self.strides == 1:
+      return self.pad_width(spatial_shape)
+    return None
 
   def output_shape(self, shape, path):
     if not _is_image(shape):
@@ -267,6 +311,7 @@ class Identity(Layer):
 @dataclasses.dataclass(frozen=True)
 class Flatten(Layer):
   """Images to vectors; kernel: mean over pixels of the same-position covariances (a no-op on vectors)."""
+  readout_layout = DIAGONAL
 
   def output_shape(self, shape, path):
     if not _is_image(shape):
@@ -302,6 +347,7 @@ class Flatten(Layer):
 @dataclasses.dataclass(frozen=True)
 class GlobalAvgPool(Layer):
   """Mean over pixels; kernel: mean over all pixel pairs of the full spatial covariance."""
+  readout_layout = FULL  # or SKEWED, which holds the same pairs (the evaluator's choice)
 
   def output_shape(self, shape, path):
     if not _is_image(shape):
@@ -358,6 +404,19 @@ class Serial(Layer):
   def has_nonlinearity(self):
     return any(layer.has_nonlinearity() for layer in self.layers)
 
+  def max_border(self):
+    return max([0] + [layer.max_border() for layer in self.layers])
+
+  def skew_separator(self, spatial_shape):
+    return _widest_separator(self.layers, spatial_shape)
+
+
+def _widest_separator(layers, spatial_shape) -> int | None:
+  """The widest separator `layers` need in the skewed layout, None if one of them does not keep the offset (the
+  image size is then kept too, so every layer sees `spatial_shape`)."""
+  separators = [layer.skew_separator(spatial_shape) for layer in layers]
+  return None if None in separators else max([0] + separators)
+
 
 def _last_affine(layer: Layer) -> Layer | None:
   leaves = layer.leaves()
@@ -407,6 +466,12 @@ class Residual(Layer):
 
   def has_nonlinearity(self):
     return self.branch.has_nonlinearity()
+
+  def max_border(self):
+    return self.branch.max_border()
+
+  def skew_separator(self, spatial_shape):
+    return self.branch.skew_separator(spatial_shape)  # the skip path keeps every offset
 
 
 def serial(*layers: Layer) -> Serial:
@@ -480,20 +545,12 @@ def _affine_sequence(layer: Layer) -> list[Layer]:
   return [layer] if isinstance(layer, (Dense, Conv)) else []
 
 
-def check_shapes(spec: Layer, input_shape: tuple) -> tuple:
-  """Output shape of `spec` on `input_shape`, or ValueError naming the first layer that does not fit."""
-  if len(input_shape) not in (1, 3):
-    raise ValueError(f"inputs must be vectors (d,) or NHWC images (H, W, C), got per-example shape {input_shape}")
-  return spec.output_shape(tuple(input_shape), "spec")
-
-
 def _build_model(spec: Layer, width: int, input_shape: tuple, num_outputs: int, parameterization: str, seed: int,
                  dtype, name) -> keras.Model:
-  from harness.nets import _parameterization  # pylint: disable=import-outside-toplevel
   _parameterization.check_parameterization(parameterization)
   if width < 1 or num_outputs < 1:
     raise ValueError(f"width and num_outputs must be >= 1, got {width}, {num_outputs}")
-  out = check_shapes(spec, input_shape)
+  out = spec.check_shapes(input_shape)
   if _is_image(out):
     raise ValueError(f"{spec!r} ends with an image {_describe_shape(out)}; add Flatten() or GlobalAvgPool() and "
                      "a Dense readout")
@@ -501,7 +558,6 @@ def _build_model(spec: Layer, width: int, input_shape: tuple, num_outputs: int, 
   if not affine or not isinstance(affine[-1], Dense) or not isinstance(spec.leaves()[-1], Dense):
     raise ValueError(f"{spec!r} must end with a Dense readout layer")
   if dtype is not None and keras.backend.standardize_dtype(dtype) == "float64":
-    from harness.nets import backends  # pylint: disable=import-outside-toplevel
     backends.current().enable_float64()  # JAX: jax_enable_x64, else float64 weights silently become float32
   context = _BuildContext(width, num_outputs, parameterization, seed, readout_index=len(affine) - 1, dtype=dtype)
   inputs = keras.Input(shape=input_shape, dtype=dtype, name="inputs")
