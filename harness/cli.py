@@ -5,6 +5,7 @@
   compare RUN_DIR [RUN_DIR ...] [--references=DIR]
   report RUN_DIR [RUN_DIR ...] [--report_dir=D]
   bless RUN_DIR --reason="..." [--references=DIR]
+  theory [--check] [--references=DIR]            write (or check) the theory-provenance reference entries
 
 Exit status: 0 all good; 1 a claim or reference check failed; 2 bad input (one line on stderr).
 """
@@ -17,7 +18,7 @@ from absl import app, flags
 
 from harness.errors import HarnessError
 
-COMMANDS = ("list", "run", "compare", "report", "bless")
+COMMANDS = ("list", "run", "compare", "report", "bless", "theory")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experiment", None, "Experiment name, or 'all' (run).")
@@ -32,6 +33,7 @@ flags.DEFINE_string("references", None, "Reference directory (default: the repo'
 flags.DEFINE_string("reason", None, "Why these numbers become the reference (bless; required).")
 flags.DEFINE_string("report_dir", None, "Where report writes report.md/.html and figures (default: reports/<time>).")
 flags.DEFINE_bool("quiet", False, "No progress output.")
+flags.DEFINE_bool("check", False, "Only check that the reference files hold the theory entries; exit 1 if not (theory).")
 
 
 class UsageError(HarnessError):
@@ -80,6 +82,8 @@ def cmd_run(args: list[str]) -> int:
       references.load(_references_dir(), exp.name, FLAGS.tier)
   if FLAGS.output_dir and len(experiments) > 1:
     raise UsageError("--output_dir names one run; with several experiments use --runs_dir")
+  from harness import nets
+  nets.configure_xla_cpu()  # XLA:CPU's vector width, before the first kernel compiles (harness.nets docstring)
   results = []
   for exp in experiments:
     run_dir, record = runner.run(exp.name, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype,
@@ -140,8 +144,8 @@ def cmd_bless(args: list[str]) -> int:
   current = (references.load(ref_dir, record["experiment"], record["tier"]) if os.path.exists(path)
              else references.empty(record["experiment"], record["tier"]))
   new, blessed, skipped = references.bless(current, record, records.metrics_of(record), FLAGS.reason.strip(),
-                                           lambda name: references.rule_from_patterns(name, experiment.reference_rules),
-                                           records.utc_now())
+                                           experiment.rule_for, records.utc_now())
+  new = _with_theory_entries(experiment, record["tier"], new)
   references.validate(new, path, record["experiment"], record["tier"])
   references.write(path, new)
   print(f"wrote {path}: blessed {len(blessed)} metric(s) from run {record['run_id']}")
@@ -152,19 +156,55 @@ def cmd_bless(args: list[str]) -> int:
   return 0
 
 
+def _with_theory_entries(experiment, tier: str, blob: dict) -> dict:
+  """The reference blob with the experiment's theory entries for `tier` in place (replacing same-named ones)."""
+  if experiment.theory_references is None:
+    return blob
+  entries = {e["metric"]: e for e in blob["entries"]}
+  for entry in experiment.theory_references(experiment.tier(tier).config()):
+    entries[entry["metric"]] = dict(entry)
+  return dict(blob, entries=[entries[k] for k in sorted(entries)])
+
+
+def cmd_theory(args: list[str]) -> int:
+  """Writes each experiment's theory entries into every reference file it has (or, with --check, compares)."""
+  from harness import references, registry
+  if args:
+    raise UsageError(f"theory takes flags only, got {' '.join(args)}")
+  ref_dir, stale = _references_dir(), []
+  for experiment in registry.load_all().values():
+    if experiment.theory_references is None:
+      continue
+    for t in experiment.tiers:
+      path = references.reference_path(ref_dir, experiment.name, t.name)
+      if not os.path.exists(path):
+        continue
+      current = references.load(ref_dir, experiment.name, t.name)
+      new = _with_theory_entries(experiment, t.name, current)
+      references.validate(new, path, experiment.name, t.name)
+      if new == current:
+        continue
+      stale.append(path)
+      if not FLAGS.check:
+        references.write(path, new)
+        print(f"wrote {path}: theory entries of {experiment.name}/{t.name}")
+  if FLAGS.check:
+    print("theory entries up to date" if not stale else "theory entries missing or different in: " + ", ".join(stale))
+    return 1 if stale else 0
+  return 0
+
+
 def main(argv: list[str]) -> int:
   args = argv[1:]
   if not args or args[0] not in COMMANDS:
     raise UsageError(f"command must be one of {', '.join(COMMANDS)}" + (f", got {args[0]!r}" if args else ""))
-  handler = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare, "report": cmd_report, "bless": cmd_bless}[args[0]]
+  handler = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare, "report": cmd_report, "bless": cmd_bless,
+             "theory": cmd_theory}[args[0]]
   return handler(args[1:])
 
 
 def _is_user_error(error: BaseException) -> bool:
-  if isinstance(error, HarnessError):
-    return True
-  data_error = getattr(sys.modules.get("harness.data"), "DataError", None)
-  return data_error is not None and isinstance(error, data_error)
+  return isinstance(error, HarnessError)  # harness.data.DataError is one too
 
 
 def _flags_parser(argv: list[str]) -> list[str]:

@@ -94,13 +94,10 @@ def format_comparison(c: Comparison) -> str:
   return "\n".join(out)
 
 
-def summary_table(comparisons: Sequence[Comparison | tuple[str, str, str]]) -> str:
-  """One line per run: experiment, tier, references ok, claims ok, verdict (tuples are runs without references)."""
+def summary_table(comparisons: Sequence[Comparison]) -> str:
+  """One line per run: experiment, tier, references ok, claims ok, verdict."""
   rows = []
   for c in comparisons:
-    if isinstance(c, tuple):
-      rows.append(c + ("-", "-", "FAIL"))
-      continue
     rows.append((c.experiment, c.tier, c.run_id,
                  f"{sum(r.passed for r in c.rows)}/{len(c.rows)}",
                  claims_lib.count(c.claims), "PASS" if c.passed else "FAIL"))

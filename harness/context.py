@@ -3,21 +3,25 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from harness.families import Family, LabelError, MetricView
 from harness.metrics import Metric
 
 
 class RunContext:
   """Collects the metrics, curves, phase timings and dataset records of one run.
 
-  Metrics are raw values: call `metric(name, value, seed=s)` once per seed (or once without a seed for a
-  deterministic quantity). Names say what and how, e.g. "kernel_ntk_test_acc/cnn_gap".
+  Metrics are raw values of declared families: `record(FAMILY, value, seed=s, **labels)` once per seed (or
+  once without a seed for a deterministic quantity). `families`: the experiment's families (None: any), so
+  recording an undeclared family fails at once.
   """
 
-  def __init__(self, seeds: Sequence[int], dtype: str, mirrors: str | None = None, verbose: bool = True):
+  def __init__(self, seeds: Sequence[int], dtype: str, mirrors: str | None = None, verbose: bool = True,
+               families: Iterable[Family] | None = None):
+    self.families = None if families is None else tuple(families)
     self.seeds = tuple(int(s) for s in seeds)
     self.dtype = dtype
     self.mirrors = mirrors
@@ -29,7 +33,19 @@ class RunContext:
     self.notes: dict[str, Any] = {}
 
   # -- metrics ---------------------------------------------------------------------------------
-  def metric(self, name: str, value: float, seed: int | None = None, unit: str = "") -> None:
+  def record(self, family: Family, value: float, seed: int | None = None, **labels: Any) -> str:
+    """Records one value of the family's metric with these labels; returns the metric's name."""
+    if self.families is not None and not any(family is f for f in self.families):
+      raise LabelError(f"family {family.template!r} is not declared by the experiment")
+    name = family.name(**labels)
+    self._add(name, value, seed, family.unit)
+    return name
+
+  def view(self, *families: Family) -> MetricView:
+    """The metrics recorded so far, read through families (a slope over points recorded earlier, say)."""
+    return MetricView(self.metrics, families or None)
+
+  def _add(self, name: str, value: float, seed: int | None, unit: str) -> None:
     entry = self.metrics.setdefault(name, Metric(values=[], seeds=[], unit=unit))
     if seed is not None and seed in entry.seeds:
       raise ValueError(f"metric {name!r} already has a value for seed {seed}")
@@ -74,8 +90,3 @@ class RunContext:
       yield
     finally:
       self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - start
-
-  def progress(self, total: int, unit: str = "step"):
-    """A Keras progress bar (silent when the run is not verbose)."""
-    import keras
-    return keras.utils.Progbar(total, verbose=1 if self.verbose else 0, unit_name=unit)

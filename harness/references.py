@@ -404,15 +404,6 @@ def check(entry: Mapping[str, Any], measured: Metric | None) -> tuple[bool, str]
 RuleFor = Callable[[str], "Mapping[str, Any] | None"]
 
 
-def rule_from_patterns(metric_name: str, patterns: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
-  """The rule of the first fnmatch pattern in `patterns` that matches `metric_name` (None when none does)."""
-  import fnmatch
-  for pattern, rule in patterns.items():
-    if fnmatch.fnmatchcase(metric_name, pattern):
-      return rule
-  return None
-
-
 def blessing_of(record: Mapping[str, Any], reason: str, blessed_at: str) -> dict[str, Any]:
   """The `blessings` value for blessing `record`'s metrics now."""
   env = record["environment"]

@@ -7,12 +7,11 @@ import time
 from typing import Any
 
 from harness import claims as claims_lib
-from harness import environment, records, registry
+from harness import environment, precision, records, registry
 from harness.context import RunContext
 from harness.errors import HarnessError
 
 DEFAULT_RUNS_DIR = "runs"
-DTYPES = ("float32", "float64")
 
 
 def resolve_seeds(config: Any, n_seeds: int | None) -> tuple[int, ...]:
@@ -28,10 +27,7 @@ def resolve_seeds(config: Any, n_seeds: int | None) -> tuple[int, ...]:
 
 
 def resolve_dtype(config: Any, dtype: str | None) -> str:
-  dtype = dtype or getattr(config, "dtype", "float32")
-  if dtype not in DTYPES:
-    raise HarnessError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-  return dtype
+  return precision.check_dtype(dtype or getattr(config, "dtype", "float32"), HarnessError, "--dtype")
 
 
 def default_run_dir(experiment: str, tier: str, runs_dir: str = DEFAULT_RUNS_DIR) -> str:
@@ -54,7 +50,7 @@ def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dty
   run_id = os.path.basename(os.path.normpath(run_dir))
   records.prepare_run_dir(run_dir)
 
-  ctx = RunContext(seeds=seeds, dtype=dtype, mirrors=mirrors, verbose=verbose)
+  ctx = RunContext(seeds=seeds, dtype=dtype, mirrors=mirrors, verbose=verbose, families=experiment.families)
   started_at = records.utc_now()
   start = time.perf_counter()
   env = environment.fingerprint(dtype)

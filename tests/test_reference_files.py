@@ -48,7 +48,18 @@ def test_every_smoke_tier_has_references(experiment):
 
 
 def test_theory_entries_are_current():
-  result = subprocess.run([sys.executable, os.path.join(REPO, "tools", "add_theory_references.py"), "--check"],
+  result = subprocess.run([sys.executable, "-m", "harness", "theory", "--check"],
                           cwd=REPO, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert result.returncode == 0, result.stdout + result.stderr
+  assert "up to date" in result.stdout
+
+
+@pytest.mark.parametrize("experiment, tier", list(_files()))
+def test_every_reference_entry_is_a_metric_of_a_declared_family(experiment, tier):
+  """Each entry's name is written by exactly one family; measured entries carry that family's rule."""
+  exp = registry.get(experiment)
+  for entry in references.load(references.DEFAULT_DIR, experiment, tier)["entries"]:
+    assert exp.family_of(entry["metric"]) is not None, entry["metric"]
+    if entry["provenance"]["kind"] == "measured":
+      assert exp.rule_for(entry["metric"]) == entry["tolerance"], entry["metric"]

@@ -10,10 +10,17 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from benchmarks import commutativity as cm
+from benchmarks.commutativity import claims as cclaims
+from benchmarks.commutativity import config as cconfig
+from benchmarks.commutativity import families as F
+from benchmarks.commutativity import inputs as cinputs
+from benchmarks.commutativity import nets as cnets
+from benchmarks.commutativity.experiment import EXPERIMENT
+from harness import residual_gram as gram
+from harness.families import Table
 from harness import registry, stats
 from tests.benchmarks import helpers
-from harness.metrics import Metric
+from harness.metrics import Metric, metrics_from_json
 from harness.theory import residual_flow as rf
 
 EXACT_MIRROR = helpers.EXACT_MIRROR
@@ -28,8 +35,8 @@ NETS = 3000           # per sampler: the KS test then detects a shift of ~0.1 sd
 
 def _samples(y: np.ndarray) -> np.ndarray:
   """(nets, pairs + 1): c_L of each pair and q_L of the anchor."""
-  k = cm.second_moments(y)
-  return np.concatenate([cm.correlations(k, PAIRS), k[:, :1, 0]], axis=1)
+  k = gram.second_moments(y)
+  return np.concatenate([gram.correlations(k, PAIRS), k[:, :1, 0]], axis=1)
 
 
 def _ks_pvalues(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -46,13 +53,13 @@ def test_gram_simulator_matches_explicit_weights_in_distribution():
   """Rows of W phi(Y) are i.i.d. N(0, phi^T phi / n) given Y (fresh Gaussian W used once), so simulate_gram and
   simulate_weights draw (Y_0, Y_L) from the same law. Two-sample KS on c_L per pair and q_L, 12 tests, each at
   FAMILY_ALPHA / 12 (Bonferroni; fixed seeds, so the outcome is reproducible)."""
-  x = cm.synthetic_points(CORRELATIONS, 5)
+  x = cinputs.synthetic_points(CORRELATIONS, 5)
   k0 = x @ x.T / x.shape[1]
   pvalues = []
   for index, (act, n, depth) in enumerate(CASES):
     s = depth ** -0.5
-    _, y_gram = cm.simulate_gram(k0, n, depth, s, act, NETS, np.random.default_rng([index, 1]))
-    _, y_weights = cm.simulate_weights(x, n, depth, s, act, NETS, np.random.default_rng([index, 2]))
+    _, y_gram = gram.simulate_gram(k0, n, depth, s, act, NETS, np.random.default_rng([index, 1]))
+    _, y_weights = gram.simulate_weights(x, n, depth, s, act, NETS, np.random.default_rng([index, 2]))
     pvalues.append(_ks_pvalues(_samples(y_gram), _samples(y_weights)))
   pvalues = np.concatenate(pvalues)
   assert np.min(pvalues) > FAMILY_ALPHA / pvalues.size, pvalues
@@ -62,21 +69,21 @@ def test_the_distribution_test_has_power():
   """Negative control: a 30% larger branch scale (mean q_L 2.1 instead of 1.59 at n = 8, L = 3, where q_L's own
   sd is ~50%) is rejected far below the Bonferroni level used above (measured p = 1e-19 for q_L, 3e-7 for c_L at
   c0 = 0)."""
-  x = cm.synthetic_points(CORRELATIONS, 5)
+  x = cinputs.synthetic_points(CORRELATIONS, 5)
   k0 = x @ x.T / x.shape[1]
-  _, y_gram = cm.simulate_gram(k0, 8, 3, 1.3 * 3 ** -0.5, "relu", NETS, np.random.default_rng([9, 1]))
-  _, y_weights = cm.simulate_weights(x, 8, 3, 3 ** -0.5, "relu", NETS, np.random.default_rng([9, 2]))
+  _, y_gram = gram.simulate_gram(k0, 8, 3, 1.3 * 3 ** -0.5, "relu", NETS, np.random.default_rng([9, 1]))
+  _, y_weights = gram.simulate_weights(x, 8, 3, 3 ** -0.5, "relu", NETS, np.random.default_rng([9, 2]))
   pvalues = _ks_pvalues(_samples(y_gram), _samples(y_weights))
   assert pvalues[-1] < 1e-10 and pvalues[0] < FAMILY_ALPHA / 12 / 100
 
 
 def test_gram_simulator_first_layer_and_moments():
   """Y_0 = Z A_0 has covariance k0 exactly in expectation: the mean of Y_0^T Y_0 / n over nets is k0 within 5 s.e."""
-  x = cm.synthetic_points(CORRELATIONS, 5)
+  x = cinputs.synthetic_points(CORRELATIONS, 5)
   k0 = x @ x.T / x.shape[1]
-  y0, y = cm.simulate_gram(k0, 16, 2, 0.5, "relu", 4000, np.random.default_rng(0))
+  y0, y = gram.simulate_gram(k0, 16, 2, 0.5, "relu", 4000, np.random.default_rng(0))
   assert y0.shape == y.shape == (4000, 16, len(CORRELATIONS) + 1)
-  k = cm.second_moments(y0)
+  k = gram.second_moments(y0)
   se = k.std(axis=0) / math.sqrt(len(k))
   assert np.all(np.abs(k.mean(axis=0) - k0) <= 5 * se + 1e-15)
 
@@ -91,9 +98,9 @@ def test_keras_net_is_the_residual_recursion():
   """
   import keras  # pylint: disable=import-outside-toplevel
   n, depth, s = 12, 4, 0.5
-  x = cm.synthetic_points(CORRELATIONS, 5)
+  x = cinputs.synthetic_points(CORRELATIONS, 5)
   floatx = keras.config.floatx()
-  net = cm.KerasResidualNet("relu", n, depth, s, x.shape[1], "float64")
+  net = cnets.KerasResidualNet("relu", n, depth, s, x.shape[1], "float64")
   assert keras.config.floatx() == floatx  # restored after the build
   y_keras = net.sample(x, [7])[0].T   # (P, n)
   kernels = [w for layer in net.model.layers if layer.name.startswith("dense_") for w in layer.get_weights()[:1]]
@@ -112,7 +119,7 @@ def test_keras_net_is_the_residual_recursion():
 # ------------------------------------------------------------------------------------------------------
 def test_synthetic_points_have_the_requested_correlations():
   correlations = (0.0, 0.25, -0.5, 0.9, 1.0)
-  x = cm.synthetic_points(correlations, 8)
+  x = cinputs.synthetic_points(correlations, 8)
   assert x.shape == (6, 8)
   np.testing.assert_allclose(np.sum(x * x, axis=1) / 8, 1.0, rtol=1e-14)   # x.x/d = 1
   unit = x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -121,19 +128,19 @@ def test_synthetic_points_have_the_requested_correlations():
                              np.outer(correlations[:3], correlations[:3]) - np.diag(np.square(correlations[:3])),
                              atol=1e-15)
   with pytest.raises(ValueError, match="dimension"):
-    cm.synthetic_points(correlations, 5)
+    cinputs.synthetic_points(correlations, 5)
 
 
 def test_standardize_images():
   images = np.random.default_rng(0).integers(0, 256, size=(5, 4, 4, 3), dtype=np.uint8)
-  x = cm.standardize_images(images)
+  x = cinputs.standardize_images(images)
   assert x.shape == (5, 48) and x.dtype == np.float64
   np.testing.assert_allclose(x.mean(axis=1), 0.0, atol=1e-14)
   np.testing.assert_allclose(np.mean(x * x, axis=1), 1.0, rtol=1e-14)
   # it only removes each image's offset and scale: an affine map of the pixel values changes nothing
   brighter = (images.astype(np.int64) // 2 + 60).astype(np.uint8)
-  np.testing.assert_allclose(cm.standardize_images(brighter), cm.standardize_images(images // 2), atol=1e-12)
-  np.testing.assert_allclose(x[0], cm.standardize_images(images[:1])[0], rtol=1e-15)   # row by row
+  np.testing.assert_allclose(cinputs.standardize_images(brighter), cinputs.standardize_images(images // 2), atol=1e-12)
+  np.testing.assert_allclose(x[0], cinputs.standardize_images(images[:1])[0], rtol=1e-15)   # row by row
 
 
 @pytest.mark.parametrize("kind", ["definite", "singular", "dead_unit_batch"])
@@ -153,7 +160,7 @@ def test_psd_factor(kind):
     p = np.maximum(rng.normal(size=(3, 7, 4)), 0.0)
     p[1, :, 2] = 0.0                               # input 2 kills every unit of net 1: a zero row and column
     k = np.swapaxes(p, -1, -2) @ p / 7
-  a = cm.psd_factor(k)
+  a = gram.psd_factor(k)
   assert a.shape == k.shape
   np.testing.assert_allclose(np.swapaxes(a, -1, -2) @ a, k, rtol=0, atol=1e-12 * np.max(np.abs(k)))
 
@@ -163,14 +170,14 @@ def test_excess_kurtosis():
   rng = np.random.default_rng(2)
   samples = 1_000_000
   # Gaussian: sampling sd sqrt(24 / samples) = 0.0049, so 5 sd = 0.025
-  assert abs(cm.excess_kurtosis(rng.standard_normal((1000, samples // 1000)))) < 0.025
+  assert abs(gram.excess_kurtosis(rng.standard_normal((1000, samples // 1000)))) < 0.025
   # V in {0.5, 1.5}, each 1/2: E[V] = 1, Var(V) = 1/4, so 3/4; sd sqrt(Var(y^4)) / sqrt(samples) ~ 0.016 (E[y^8] =
   # 105 E[V^4] = 269), so 0.08 is 5 sd
   v = rng.choice([0.5, 1.5], size=samples)
-  assert cm.excess_kurtosis(np.sqrt(v) * rng.standard_normal(samples)) == pytest.approx(0.75, abs=0.08)
-  assert cm.excess_kurtosis(np.array([1.0, -1.0, 1.0, -1.0])) == pytest.approx(-2.0, abs=1e-15)
+  assert gram.excess_kurtosis(np.sqrt(v) * rng.standard_normal(samples)) == pytest.approx(0.75, abs=0.08)
+  assert gram.excess_kurtosis(np.array([1.0, -1.0, 1.0, -1.0])) == pytest.approx(-2.0, abs=1e-15)
   # the mean is known to be 0, not estimated: a constant has y^4 / (y^2)^2 = 1, so -2 too
-  assert cm.excess_kurtosis(np.full(10, 3.0)) == pytest.approx(-2.0, abs=1e-15)
+  assert gram.excess_kurtosis(np.full(10, 3.0)) == pytest.approx(-2.0, abs=1e-15)
 
 
 def test_pair_corr_does_not_overflow():
@@ -179,17 +186,17 @@ def test_pair_corr_does_not_overflow():
   k = rf.finite_depth_kernel("relu", rf.PairKernel.from_correlation(np.array([0.5])), 1024, 1.0)
   c = k.corr
   assert 0.999 < c[0] < 1.0
-  gram = np.array([[[k.q1[0], k.k12[0]], [k.k12[0], k.q2[0]]]])
-  np.testing.assert_allclose(cm.correlations(gram, [(0, 1)]), c[None], rtol=1e-15)
+  covariance = np.array([[[k.q1[0], k.k12[0]], [k.k12[0], k.q2[0]]]])
+  np.testing.assert_allclose(gram.correlations(covariance, [(0, 1)]), c[None], rtol=1e-15)
 
 
 def test_config_validation():
-  cm.CommutativityConfig(seeds=(0, 1))
+  cconfig.CommutativityConfig(seeds=(0, 1))
   for bad in (dict(kernel_depths=(4, 8, 16, 64)), dict(kernel_depths=(4, 32)), dict(keras_nets=10),
               dict(activations=("tanh",)), dict(seeds=(0,)), dict(widths=(16, 32))):
     with pytest.raises(ValueError):
-      cm.CommutativityConfig(**{"seeds": (0, 1), **bad})
-  assert cm.CommutativityConfig(seeds=(0, 1, 2), keras_nets=100).keras_nets_per_seed == 34
+      cconfig.CommutativityConfig(**{"seeds": (0, 1), **bad})
+  assert cconfig.CommutativityConfig(seeds=(0, 1, 2), keras_nets=100).keras_nets_per_seed == 34
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -245,12 +252,12 @@ def good_metrics() -> dict[str, Metric]:
 
 
 def outcomes(metrics) -> dict[str, bool]:
-  return {claim.name: claim.evaluate(metrics)["passed"] for claim in cm.CLAIMS}
+  return {claim.name: claim.evaluate(metrics)["passed"] for claim in cclaims.CLAIMS}
 
 
 def test_every_claim_passes_on_good_metrics():
   results = outcomes(good_metrics())
-  assert set(results) == {c.name for c in cm.CLAIMS} and len(results) == 10
+  assert set(results) == {c.name for c in cclaims.CLAIMS} and len(results) == 10
   assert all(results.values()), results
 
 
@@ -266,7 +273,7 @@ def _mutations():
   return [
       ("flow_relu_variance_closed_form", {"limit_var_ratio/relu": one(math.exp(0.5) + 2e-10)}),
       ("library_kernel_is_the_residual_recursion",
-       {"max_rel_diff/infinite_width_kernel_library_vs_recursion/relu": one(2 * cm.KERNEL_MATCH_RTOL)}),
+       {"max_rel_diff/infinite_width_kernel_library_vs_recursion/relu": one(2 * cclaims.KERNEL_MATCH_RTOL)}),
       ("width_first_path_converges_at_rate_1_over_L",   # L * error 3% off e_c (tolerance 2%)
        {"depth_times_infinite_width_corr_error/relu/synthetic/at_max_L": one(0.022 * 1.03)}),
       ("width_first_path_converges_at_rate_1_over_L",
@@ -287,10 +294,10 @@ def _mutations():
        {"infinite_width_var_ratio/relu/scale=one/L=64": one(9.9 * math.exp(0.5))}),
       ("branch_scale_one_degenerates",   # slope 7% below sqrt(2)/(9 pi) for one pair (tolerance 6%)
        {"infinite_width_corr/relu/scale=one/c0=0.5/L=64":
-        one(_collapse_corr(c32, 32, 64, 0.93 * cm.SCALE_ONE_COLLAPSE_SLOPE))}),
+        one(_collapse_corr(c32, 32, 64, 0.93 * cclaims.SCALE_ONE_COLLAPSE_SLOPE))}),
       ("branch_scale_one_degenerates",   # ... and 7% above
        {"infinite_width_corr/relu/scale=one/c0=0.5/L=64":
-        one(_collapse_corr(c32, 32, 64, 1.07 * cm.SCALE_ONE_COLLAPSE_SLOPE))}),
+        one(_collapse_corr(c32, 32, 64, 1.07 * cclaims.SCALE_ONE_COLLAPSE_SLOPE))}),
       ("branch_scale_one_degenerates",   # 1 - c_L not decreasing from L = 4 to 8
        {"infinite_width_corr/relu/scale=one/c0=0.9/L=8":
         one(good["infinite_width_corr/relu/scale=one/c0=0.9/L=4"].mean - 1e-6)}),
@@ -321,9 +328,9 @@ def test_claims_just_inside_their_tolerance_pass():
   c32 = good["infinite_width_corr/relu/scale=one/c0=0.5/L=32"].mean
   for moved in ({"keras_vs_gram_ks_pvalue/relu/n=64/L=16/c0=0.5": one(9e-4)},
                 {"infinite_width_corr/relu/scale=one/c0=0.5/L=64":
-                 one(_collapse_corr(c32, 32, 64, 0.95 * cm.SCALE_ONE_COLLAPSE_SLOPE))},
+                 one(_collapse_corr(c32, 32, 64, 0.95 * cclaims.SCALE_ONE_COLLAPSE_SLOPE))},
                 {"infinite_width_corr/relu/scale=one/c0=0.5/L=64":
-                 one(_collapse_corr(c32, 32, 64, 1.05 * cm.SCALE_ONE_COLLAPSE_SLOPE))},
+                 one(_collapse_corr(c32, 32, 64, 1.05 * cclaims.SCALE_ONE_COLLAPSE_SLOPE))},
                 {"depth_times_infinite_width_corr_error/relu/synthetic/at_max_L": one(0.022 * 1.015)},
                 {"limit_var_ratio/relu": one(math.exp(0.5) + 5e-11)}):
     metrics = good_metrics()
@@ -347,49 +354,49 @@ def test_missing_metrics_fail_the_claim_without_raising():
 @registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=30)
 def _tiny():
   """Command: tests/benchmarks/test_commutativity.py (in-process runner)
-  Hardware: 2 CPU cores. Expected runtime: about 15 s. Expected result: every claim passes."""
-  return cm.CommutativityConfig(
+  Expected result: every claim passes."""
+  return cconfig.CommutativityConfig(
       seeds=(0, 1, 2, 3), kernel_depths=(8, 32, 64), widths=(16, 32, 64), depths=(4, 16, 32, 64),
       gauss_widths=(16, 64), gauss_depths=(4,), gauss_samples=200_000, keras_points=((32, 4),), keras_nets=100)
 
 
 def test_tiny_run_passes_every_claim(tmp_path):
-  record = helpers.run_tiny(cm.EXPERIMENT, _tiny, str(tmp_path / "run"), "commutativity_tiny_test")
+  record = helpers.run_tiny(EXPERIMENT, _tiny, str(tmp_path / "run"), "commutativity_tiny_test")
   failed = [c for c in record["claims"] if not c["passed"]]
   assert not failed, failed
-  assert len(record["claims"]) == len(cm.CLAIMS)
+  assert len(record["claims"]) == len(cclaims.CLAIMS)
   assert set(record["phases"]) == {"inputs", "flow", "infinite_width", "monte_carlo", "keras", "gaussianity"}
   metrics = record["metrics"]
   expected = ["limit_var_ratio/relu", "limit_corr/relu/c0=0.5", "infinite_width_corr/relu/scale=one/c0=0.5/L=64",
               "infinite_width_var_ratio/relu/scale=one/L=64", "mc_corr_abs_error/relu/synthetic/n=64/L=64",
               "keras_corr_abs_error/relu/synthetic/n=32/L=4", "keras_vs_gram_ks_pvalue/relu/n=32/L=4/q_anchor",
               "gauss_excess_kurtosis/relu/L=4/n=16"]
-  expected += [f"keras_vs_gram_ks_pvalue/relu/n=32/L=4/c0={c0:g}" for c0 in cm.INPUT_CORRELATIONS]
+  expected += [f"keras_vs_gram_ks_pvalue/relu/n=32/L=4/c0={c0:g}" for c0 in cconfig.INPUT_CORRELATIONS]
   missing = [m for m in expected if m not in metrics]
   assert not missing, missing
   assert metrics["keras_corr_abs_error/relu/synthetic/n=32/L=4"]["seeds"] == [0, 1, 2, 3]
-  assert len(cm.select(metrics, "keras_vs_gram_ks_pvalue")) == len(cm.INPUT_CORRELATIONS) + 1
+  assert len(Table.of(F.KS_PVALUE, metrics_from_json(metrics))) == len(cconfig.INPUT_CORRELATIONS) + 1
   assert "float64" in record["notes"]["keras_nets"] and "100 nets" in record["notes"]["keras_nets"]
 
 
 @registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=60)
 def _tiny_both_activations_and_images():
   """Command: tests/benchmarks/test_commutativity.py (in-process runner)
-  Hardware: 2 CPU cores. Expected runtime: about 30 s. Expected result: every claim passes (the small tier's
-  structure: ReLU and Erf, CIFAR-10 pairs beside the synthetic ones)."""
-  return cm.CommutativityConfig(
-      seeds=(0, 1, 2, 3), activations=cm.ACTIVATIONS, cifar_pairs=2, kernel_depths=(8, 32, 64),
+  Expected result: every claim passes (the small tier's structure: ReLU and Erf, CIFAR-10 pairs beside the
+  synthetic ones)."""
+  return cconfig.CommutativityConfig(
+      seeds=(0, 1, 2, 3), activations=gram.ACTIVATIONS, cifar_pairs=2, kernel_depths=(8, 32, 64),
       widths=(16, 64, 256), depths=(4, 16, 64, 256), nets_per_seed=32, gauss_widths=(16, 64), gauss_depths=(4,),
       gauss_samples=200_000, keras_points=((32, 4),), keras_nets=100)
 
 
 @pytest.mark.skipif(not os.path.isdir(EXACT_MIRROR), reason="needs ../shared/data/cifar10-exact-subset")
 def test_tiny_run_with_both_activations_and_cifar_pairs(tmp_path):
-  record = helpers.run_tiny(cm.EXPERIMENT, _tiny_both_activations_and_images, str(tmp_path / "run"), "commutativity_tiny_images_test", mirrors=f"cifar10={EXACT_MIRROR}")
+  record = helpers.run_tiny(EXPERIMENT, _tiny_both_activations_and_images, str(tmp_path / "run"), "commutativity_tiny_images_test", mirrors=f"cifar10={EXACT_MIRROR}")
   failed = [c["name"] for c in record["claims"] if not c["passed"]]
   assert not failed, failed
   metrics = record["metrics"]
-  for act in cm.ACTIVATIONS:
+  for act in gram.ACTIVATIONS:
     assert f"limit_corr/{act}/cifar10/pair=1" in metrics
     assert f"mc_corr_abs_error/{act}/cifar10/n=64/L=256" in metrics
   assert {"input_corr/cifar10/pair=0", "input_corr/cifar10/pair=1"} <= set(metrics)

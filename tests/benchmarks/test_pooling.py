@@ -5,7 +5,11 @@ import os
 import numpy as np
 import pytest
 
-from benchmarks import pooling as pl
+from benchmarks.pooling import architectures as parch
+from benchmarks.pooling import claims as pclaims
+from benchmarks.pooling import config as pconfig
+from benchmarks.pooling import phases as pphases
+from benchmarks.pooling.experiment import EXPERIMENT
 from harness import nets, registry, training
 from tests.benchmarks import helpers
 from harness.metrics import Metric
@@ -22,9 +26,9 @@ def metric(*values, seeds=None):
 # ------------------------------------------------------------------------------------------------------
 # Specs
 # ------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", pl.ARCHITECTURES)
+@pytest.mark.parametrize("name", pconfig.ARCHITECTURES)
 def test_architectures_have_depth_hidden_layers_and_a_readout(name):
-  spec = pl.architecture(name, depth=3)
+  spec = parch.architecture(name, depth=3)
   leaves = spec.leaves()
   affine = [leaf for leaf in leaves if isinstance(leaf, (nets.Dense, nets.Conv))]
   assert len(affine) == 4 and isinstance(leaves[-1], nets.Dense)
@@ -32,10 +36,10 @@ def test_architectures_have_depth_hidden_layers_and_a_readout(name):
   assert any(isinstance(leaf, readout) for leaf in leaves)
   if name != "fcn":
     assert all(isinstance(a, nets.Conv) for a in affine[:-1])
-    circular = pl.architecture(name, depth=2, padding="CIRCULAR")
+    circular = parch.architecture(name, depth=2, padding="CIRCULAR")
     assert all(leaf.padding == "CIRCULAR" for leaf in circular.leaves() if isinstance(leaf, nets.Conv))
-  model = spec.keras_model(width=4, input_shape=(4, 4, 3), num_outputs=pl.NUM_CLASSES)
-  assert model.output_shape == (None, pl.NUM_CLASSES)
+  model = spec.keras_model(width=4, input_shape=(4, 4, 3), num_outputs=pphases.NUM_CLASSES)
+  assert model.output_shape == (None, pphases.NUM_CLASSES)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -51,7 +55,7 @@ def _linear_problem():
 def test_critical_learning_rate_is_two_bk_over_lambda_max():
   spec, x, _ = _linear_problem()
   theta = 1.3**2 * x @ x.T / 5 + 0.4**2  # NTK of out = w/sqrt(d) x W + b b: exact
-  assert pl.critical_learning_rate(spec, x, 3) == pytest.approx(2 * 16 * 3 / np.linalg.eigvalsh(theta)[-1],
+  assert pphases.critical_learning_rate(spec, x, 3) == pytest.approx(2 * 16 * 3 / np.linalg.eigvalsh(theta)[-1],
                                                                 rel=1e-12)
 
 
@@ -61,7 +65,7 @@ def test_full_batch_gd_diverges_just_above_the_critical_rate(factor, converges):
   # grows by |1 - eta lambda_max / (B k)| > 1 per step above the critical rate and shrinks below it.
   spec, x, y = _linear_problem()
   model = spec.keras_model(width=1, input_shape=(5,), num_outputs=3, seed=SEED, dtype="float64")
-  rate = factor * pl.critical_learning_rate(spec, x, 3)
+  rate = factor * pphases.critical_learning_rate(spec, x, 3)
   result = training.train(model, x, y, x, y, training.TrainConfig(learning_rate=rate, epochs=60, batch_size=None),
                           verbose=False)
   losses = np.array(result.losses)
@@ -75,12 +79,12 @@ def test_full_batch_gd_diverges_just_above_the_critical_rate(factor, converges):
 # Validation split
 # ------------------------------------------------------------------------------------------------------
 def test_validation_split_is_a_seeded_partition():
-  fit, val = pl.validation_split(100, 0.1, seed=3)
+  fit, val = pphases.validation_split(100, 0.1, seed=3)
   assert len(val) == 10 and len(fit) == 90
   assert sorted(np.concatenate([fit, val]).tolist()) == list(range(100))
-  again = pl.validation_split(100, 0.1, seed=3)
+  again = pphases.validation_split(100, 0.1, seed=3)
   np.testing.assert_array_equal(again[1], val)
-  assert not np.array_equal(pl.validation_split(100, 0.1, seed=4)[1], val)
+  assert not np.array_equal(pphases.validation_split(100, 0.1, seed=4)[1], val)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -98,39 +102,49 @@ def _profiles(flatten_factor=1.02, gap_factor=20.0, size=4):
 
 
 def test_flatten_claim_passes_when_flatten_tracks_and_gap_departs():
-  ok, detail = pl._flatten_tracks_fcn(_profiles())  # pylint: disable=protected-access
+  ok, detail = _flatten_claim(_profiles())  # pylint: disable=protected-access
   assert ok, detail
   # the GAP side may also be far below the FCN (a smaller condition number)
-  assert pl._flatten_tracks_fcn(_profiles(gap_factor=1 / 20.0))[0]  # pylint: disable=protected-access
+  assert _flatten_claim(_profiles(gap_factor=1 / 20.0))[0]  # pylint: disable=protected-access
 
 
 @pytest.mark.parametrize("flatten_factor, gap_factor", [
-    (1.0 + pl.FLATTEN_FCN_RTOL * 1.01, 20.0),   # CNN-Flatten just beyond its tolerance
-    (1.0 - pl.FLATTEN_FCN_RTOL * 1.01, 20.0),
-    (1.0, pl.GAP_FCN_MIN_RATIO * 0.99),          # CNN-GAP too close to the FCN
+    (1.0 + pclaims.FLATTEN_FCN_RTOL * 1.01, 20.0),   # CNN-Flatten just beyond its tolerance
+    (1.0 - pclaims.FLATTEN_FCN_RTOL * 1.01, 20.0),
+    (1.0, pclaims.GAP_FCN_MIN_RATIO * 0.99),          # CNN-GAP too close to the FCN
 ])
 def test_flatten_claim_fails_beyond_its_bounds(flatten_factor, gap_factor):
-  assert not pl._flatten_tracks_fcn(_profiles(flatten_factor, gap_factor))[0]  # pylint: disable=protected-access
+  assert not _flatten_claim(_profiles(flatten_factor, gap_factor))[0]  # pylint: disable=protected-access
 
 
 def test_flatten_claim_checks_every_point():
   metrics = _profiles()
   metrics["ntk_mean_predictor_rms/cnn_flatten_circular_4px/erf/critical/depth=5"] = metric(0.1 / 5 * 1.2)
-  ok, detail = pl._flatten_tracks_fcn(metrics)  # pylint: disable=protected-access
+  ok, detail = _flatten_claim(metrics)
   assert not ok and "critical" in detail
-  assert not pl._flatten_tracks_fcn({})[0]  # pylint: disable=protected-access
+  assert not _flatten_claim({})[0]
+
+
+def _flatten_claim(metrics):
+  outcome = _claim("flatten_tracks_fcn_gap_does_not").evaluate(metrics)
+  return outcome.passed, outcome.detail
+
+
+def _claim(name):
+  return {c.name: c for c in pclaims.CLAIMS}[name].check
 
 
 def test_routes_agree_claim():
-  good = {"theory/q_star/x/closed_form": metric(1.0), "theory/q_star/x/quadrature": metric(1.0 + 1e-9)}
-  assert pl._routes_agree(good)[0]  # pylint: disable=protected-access
-  bad = {"theory/q_star/x/closed_form": metric(1.0), "theory/q_star/x/quadrature": metric(1.0 + 1e-5)}
-  assert not pl._routes_agree(bad)[0]  # pylint: disable=protected-access
-  assert not pl._routes_agree({"theory/q_star/x/closed_form": metric(1.0)})[0]  # pylint: disable=protected-access
+  point = "theory/q_star/erf/sigma_w2=1.25,sigma_b2=0.05"
+  good = {f"{point}/closed_form": metric(1.0), f"{point}/quadrature": metric(1.0 + 1e-9)}
+  assert _claim("critical_line_routes_agree").evaluate(good).passed
+  bad = {f"{point}/closed_form": metric(1.0), f"{point}/quadrature": metric(1.0 + 1e-5)}
+  assert not _claim("critical_line_routes_agree").evaluate(bad).passed
+  assert not _claim("critical_line_routes_agree").evaluate({f"{point}/closed_form": metric(1.0)}).passed
 
 
 def test_accuracy_claims_are_asserted_only_where_resolved():
-  by_name = {c.name: c for c in pl.CLAIMS}
+  by_name = {c.name: c for c in pclaims.CLAIMS}
   for name in ("gap_kernel_beats_flatten", "gap_nngp_beats_flatten", "gap_finite_beats_flatten"):
     assert not by_name[name].asserted_at("smoke") and by_name[name].asserted_at("small")
   assert all(c.asserted_at("smoke") for n, c in by_name.items() if not n.startswith("gap_"))
@@ -142,22 +156,23 @@ def test_accuracy_claims_are_asserted_only_where_resolved():
 @registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=60)
 def _tiny():
   """Command: tests/benchmarks/test_pooling.py (in-process runner)
-  Hardware: 2 CPU cores. Expected runtime: about 20 s. Expected result: the asserted claims pass."""
-  return pl.PoolingConfig(seeds=(0, 1), n_train=32, n_test=32, width=8, epochs=4, eval_every=2,
+  Expected result: the asserted claims pass."""
+  return pconfig.PoolingConfig(seeds=(0, 1), n_train=32, n_test=32, width=8, epochs=4, eval_every=2,
                           cnn_theory_depths=(1, 2))
 
 
 @pytest.mark.skipif(not os.path.isdir(EXACT_MIRROR), reason="needs ../shared/data/cifar10-exact-subset")
 def test_tiny_run_end_to_end(tmp_path):
-  record = helpers.run_tiny(pl.EXPERIMENT, _tiny, str(tmp_path / "run"), "pooling_tiny_test", mirrors=f"cifar10={EXACT_MIRROR}")
+  record = helpers.run_tiny(EXPERIMENT, _tiny, str(tmp_path / "run"), "pooling_tiny_test", mirrors=f"cifar10={EXACT_MIRROR}")
   failed = [c["name"] for c in record["claims"] if c["asserted"] and not c["passed"]]
   assert not failed, failed
   assert set(record["phases"]) == {"theory", "cnn_theory", "data", "kernels", "finite"}
   metrics = record["metrics"]
-  for arch in pl.ARCHITECTURES:
+  for arch in pconfig.ARCHITECTURES:
     for what in ("kernel_ntk_test_acc", "kernel_nngp_test_acc", "finite_test_acc", "finite_val_acc"):
       assert metrics[f"{what}/{arch}"]["seeds"] == [0, 1]
       assert all(0.0 <= v <= 1.0 for v in metrics[f"{what}/{arch}"]["values"])
-    assert f"ntk_condition_number/{pl.cnn_theory_name(arch, 4)}/erf/critical/depth=2" in metrics
-  assert all(math.isfinite(record["notes"][f"learning_rate/{arch}/seed=0"]) for arch in pl.ARCHITECTURES)
+    net = "fcn_4px" if arch == "fcn" else f"{arch}_circular_4px"
+    assert f"ntk_condition_number/{net}/erf/critical/depth=2" in metrics
+  assert all(math.isfinite(record["notes"][f"learning_rate/{arch}/seed=0"]) for arch in pconfig.ARCHITECTURES)
   assert record["datasets"] and record["datasets"][0]["dataset_id"] == "cifar10"

@@ -1,63 +1,135 @@
-"""Claim checks: orderings with significance, intervals, closeness, trends; missing/NaN fail."""
+"""Claim checks over metric families: orderings with significance, intervals, trends, slopes; missing/NaN
+fail; a check that raises is an error naming its claim; a claim naming labels its family lacks fails at load."""
 import math
 
+import numpy as np
 import pytest
 
-from harness import claims
+from harness import claims, registry
+from harness.families import LARGEST, Family, LabelError, SameAs
 from harness.metrics import Metric
+
+A = Family("a/{arm}", choices={"arm": ("x", "y")})
+SCALAR = Family("scalar/{what}")
+GRID = Family("err/{act}/n={n:d}/L={L:d}")
+P = Family("p/{test}")
 
 
 def m(*values, seeds=None):
   return Metric(values=list(values), seeds=list(seeds if seeds is not None else range(len(values))))
 
 
+def one(value):
+  return Metric(values=[float(value)], seeds=[None])
+
+
 def test_greater_needs_significance():
-  clear = {"a": m(0.60, 0.61, 0.62, 0.60), "b": m(0.50, 0.51, 0.49, 0.50)}
-  noisy = {"a": m(0.60, 0.40, 0.62, 0.45), "b": m(0.50, 0.51, 0.49, 0.50)}
+  x, y = A.at(arm="x"), A.at(arm="y")
+  clear = {"a/x": m(0.60, 0.61, 0.62, 0.60), "a/y": m(0.50, 0.51, 0.49, 0.50)}
+  noisy = {"a/x": m(0.60, 0.40, 0.62, 0.45), "a/y": m(0.50, 0.51, 0.49, 0.50)}
   for test in ("welch", "paired"):
-    assert claims.Greater("a", "b", test=test).evaluate(clear).passed
-    assert not claims.Greater("a", "b", test=test).evaluate(noisy).passed
-    assert not claims.Greater("b", "a", test=test).evaluate(clear).passed
-  assert not claims.Greater("a", "b", margin=0.2).evaluate(clear).passed
+    assert claims.Greater(x, y, test=test).evaluate(clear).passed
+    assert not claims.Greater(x, y, test=test).evaluate(noisy).passed
+    assert not claims.Greater(y, x, test=test).evaluate(clear).passed
+  assert not claims.Greater(x, y, margin=0.2).evaluate(clear).passed
+  outcome = claims.Greater(x, y, test="paired").evaluate(clear)
+  assert outcome.metrics == ("a/x", "a/y")   # the outcome names what it read
 
 
 def test_greater_paired_needs_same_seeds():
-  metrics = {"a": m(0.6, 0.61, seeds=[0, 1]), "b": m(0.5, 0.5, seeds=[2, 3])}
-  assert not claims.Greater("a", "b", test="paired").evaluate(metrics).passed
+  metrics = {"a/x": m(0.6, 0.61, seeds=[0, 1]), "a/y": m(0.5, 0.5, seeds=[2, 3])}
+  assert not claims.Greater(A.at(arm="x"), A.at(arm="y"), test="paired").evaluate(metrics).passed
 
 
-def test_greater_deterministic():
-  assert claims.Greater("a", "b", test="none").evaluate({"a": m(2.0, seeds=[None]), "b": m(1.0, seeds=[None])}).passed
+def test_interval_close():
+  metrics = {"scalar/slope": one(-0.52), "scalar/x": one(1.0), "scalar/y": one(1.05)}
+  assert claims.InInterval(SCALAR.at(what="slope"), -0.6, -0.4).evaluate(metrics).passed
+  assert not claims.InInterval(SCALAR.at(what="slope"), -0.5, None).evaluate(metrics).passed
+  assert claims.Close(SCALAR.at(what="y"), SCALAR.at(what="x"), atol=0.06).evaluate(metrics).passed
+  assert not claims.Close(SCALAR.at(what="y"), 1.0, rtol=0.01).evaluate(metrics).passed
 
 
-def test_interval_close_monotone():
-  metrics = {"slope": m(-0.52), "x": m(1.0), "y": m(1.05), "d1": m(0.4), "d2": m(0.2), "d3": m(0.21)}
-  assert claims.InInterval("slope", -0.6, -0.4).evaluate(metrics).passed
-  assert not claims.InInterval("slope", -0.5, None).evaluate(metrics).passed
-  assert claims.Close("y", "x", atol=0.06).evaluate(metrics).passed
-  assert not claims.Close("y", 1.0, rtol=0.01).evaluate(metrics).passed
-  assert not claims.Monotone(("d1", "d2", "d3")).evaluate(metrics).passed
-  assert claims.Monotone(("d1", "d2", "d3"), slack=0.02).evaluate(metrics).passed
-  assert claims.Monotone(("d3", "d1"), direction="increasing").evaluate(metrics).passed
+def _grid(value=lambda n, L: 1.0 / math.sqrt(n), noise=(0.98, 1.0, 1.01, 1.01)):
+  return {GRID.name(act="relu", n=n, L=L): Metric([value(n, L) * e for e in noise], [0, 1, 2, 3])
+          for n in (16, 64, 256) for L in (4, 16, 64)}
+
+
+def test_monotone_and_stepwise_decrease_along_a_label():
+  metrics = _grid()
+  assert claims.StepwiseDecrease(GRID, along="n", per=("act", "L")).evaluate(metrics).passed
+  assert not claims.StepwiseDecrease(GRID, along="L", per=("act", "n")).evaluate(metrics).passed  # flat in L
+  assert claims.Monotone(GRID, along="n", where={"L": 4}).evaluate(metrics).passed
+  assert not claims.Monotone(GRID, along="n", where={"L": 4}, direction="increasing").evaluate(metrics).passed
+  metrics[GRID.name(act="relu", n=256, L=64)] = metrics[GRID.name(act="relu", n=64, L=64)]
+  assert not claims.StepwiseDecrease(GRID, along="n", per=("act", "L")).evaluate(metrics).passed
+
+
+def test_power_law_slope_per_seed_and_deterministic():
+  per_seed = _grid()
+  check = claims.PowerLawSlope(GRID, x="n", interval=(-0.55, -0.45), where={"L": LARGEST})
+  outcome = check.evaluate(per_seed)
+  assert outcome.passed and "CI" in outcome.detail
+  assert not claims.PowerLawSlope(GRID, x="n", interval=(-0.45, -0.4), where={"L": LARGEST}).evaluate(per_seed).passed
+  deterministic = {GRID.name(act="relu", n=n, L=n): one(n ** -1.0) for n in (16, 64, 256)}
+  diagonal = claims.PowerLawSlope(GRID, x="n", interval=(-1.01, -0.99), where={"L": SameAs("n")})
+  assert diagonal.evaluate(deterministic).passed
+  slope, ci = claims.power_law_slope([(n, one(n ** -1.0)) for n in (16, 64, 256)])
+  assert slope == pytest.approx(-1.0) and ci[0] <= slope <= ci[1]
+
+
+def test_not_significantly_above_bounds_growth():
+  flat = _grid()
+  assert claims.NotSignificantlyAbove(GRID, along="L", factor=1.25, per=("act", "n")).evaluate(flat).passed
+  grows = _grid(lambda n, L: L / math.sqrt(n))
+  assert not claims.NotSignificantlyAbove(GRID, along="L", factor=1.25, per=("act", "n")).evaluate(grows).passed
+
+
+def test_all_within_p_values_and_theory_agreement():
+  metrics = {"p/a": one(0.3), "p/b": one(0.2)}
+  assert claims.AllWithin(P, low=0.1).evaluate(metrics).passed
+  assert not claims.AllWithin(P, high=0.25).evaluate(metrics).passed
+  assert claims.PValuesAbove(P, family_alpha=0.01).evaluate(metrics).passed
+  metrics["p/b"] = one(0.004)   # threshold 0.01 / 2
+  assert not claims.PValuesAbove(P, family_alpha=0.01).evaluate(metrics).passed
+  power = {GRID.name(act="relu", n=1, L=L): one(1.5 ** L) for L in (1, 4, 16)}
+  check = claims.AgreesWithTheory(GRID, theory=lambda L, **_: 1.5 ** L, formula="1.5^L", rtol=1e-12)
+  assert check.evaluate(power).passed
+  power[GRID.name(act="relu", n=1, L=16)] = one(1.5 ** 16 * (1 + 1e-9))
+  assert not check.evaluate(power).passed
+
+
+def test_routes_agree_and_matches_pair_metrics_by_labels():
+  route = Family("r/{q}/{method}")
+  good = {"r/u/closed": one(1.0), "r/u/quad": one(1.0 + 1e-9)}
+  check = claims.RoutesAgree((route,), label="method", a="closed", b="quad", rtol=1e-6)
+  assert check.evaluate(good).passed
+  assert not check.evaluate({"r/u/closed": one(1.0), "r/u/quad": one(1.1)}).passed
+  assert not check.evaluate({"r/u/closed": one(1.0)}).passed
+  measured, theory = Family("meas/{act}"), Family("theo/{act}")
+  assert claims.Matches(measured, theory, rtol=0.02).evaluate({"meas/relu": one(1.01), "theo/relu": one(1.0)}).passed
+  assert not claims.Matches(measured, theory, rtol=0.02).evaluate({"meas/relu": one(1.03), "theo/relu": one(1.0)}).passed
 
 
 @pytest.mark.parametrize("check", [
-    claims.Greater("a", "b"), claims.InInterval("a", 0, 1), claims.Close("a", 0.5, atol=10),
-    claims.Monotone(("a", "b"), slack=10), claims.Predicate("always", lambda ms: (True, ""), names=("a",))])
+    claims.Greater(A.at(arm="x"), A.at(arm="y")), claims.InInterval(A.at(arm="x"), 0, 1),
+    claims.Close(A.at(arm="x"), 0.5, atol=10), claims.Monotone(A, along="arm", slack=10),
+    claims.AllWithin(A, low=0), claims.Predicate("reads x", lambda view: (view.get(A.at(arm="x")).mean > 0, ""),
+                                                 reads=(A,))])
 def test_missing_or_nan_fails(check):
-  assert not check.evaluate({"b": m(0.5)}).passed
-  assert not check.evaluate({"a": m(math.nan), "b": m(0.5)}).passed
+  missing = {} if isinstance(check, claims.TableCheck) else {"a/y": one(0.5)}   # a table check sees no rows
+  assert not check.evaluate(missing).passed
+  assert not check.evaluate({"a/x": one(math.nan), "a/y": one(0.5)}).passed
 
 
-def test_claim_record():
-  outcome = claims.Claim("c", "statement", claims.InInterval("a", 0, 1)).evaluate({"a": m(0.5)})
-  assert outcome == {"name": "c", "statement": "statement", "check": "a in [0, 1]", "passed": True,
-                     "detail": "a = 0.5", "asserted": True}
+def test_claim_record_names_the_metrics_read():
+  outcome = claims.Claim("c", "statement", claims.InInterval(SCALAR.at(what="v"), 0, 1)).evaluate({"scalar/v": one(0.5)})
+  assert outcome == {"name": "c", "statement": "statement", "check": "scalar/v in [0, 1]", "passed": True,
+                     "detail": "scalar/v = 0.5", "asserted": True, "metrics": ["scalar/v"]}
 
 
 def test_claims_outside_their_tiers_are_reported_but_not_asserted():
-  failing = claims.Claim("c", "statement", claims.InInterval("a", 0, 1), tiers=("small", "paper"))
-  metrics = {"a": m(2.0)}
+  failing = claims.Claim("c", "statement", claims.InInterval(SCALAR.at(what="v"), 0, 1), tiers=("small", "paper"))
+  metrics = {"scalar/v": one(2.0)}
   at_smoke, at_small = failing.evaluate(metrics, "smoke"), failing.evaluate(metrics, "small")
   assert not at_smoke["passed"] and not at_smoke["asserted"]
   assert not at_small["passed"] and at_small["asserted"]
@@ -65,11 +137,54 @@ def test_claims_outside_their_tiers_are_reported_but_not_asserted():
   assert not claims.all_passed([at_smoke, at_small])
   assert claims.verdict(at_smoke) == "not asserted (fails)" and claims.verdict(at_small) == "FAIL"
   assert claims.count([at_smoke, at_small]) == "0/1 (+1 not asserted)"
-  # a claim without tiers is asserted everywhere, also when no tier is given
-  assert claims.Claim("d", "s", claims.InInterval("a", 0, 1)).evaluate(metrics)["asserted"]
+  assert claims.Claim("d", "s", claims.InInterval(SCALAR.at(what="v"), 0, 1)).evaluate(metrics)["asserted"]
 
 
 def test_a_predicate_reading_a_missing_metric_fails_cleanly():
-  check = claims.Predicate("reads b", lambda metrics: (metrics["b"].mean > 0, "b positive"))
-  outcome = check.evaluate({"a": m(1.0)})
-  assert not outcome.passed and "'b' missing" in outcome.detail
+  check = claims.Predicate("reads b", lambda view: (view.get(A.at(arm="y")).mean > 0, "b positive"), reads=(A,))
+  outcome = check.evaluate({"a/x": one(1.0)})
+  assert not outcome.passed and "'a/y' missing" in outcome.detail
+
+
+def test_a_check_that_raises_is_an_error_naming_the_claim():
+  def buggy(view):
+    return {}["no such key"], ""   # a bug: a KeyError that is not a missing metric
+  claim = claims.Claim("buggy_claim", "s", claims.Predicate("buggy", buggy, reads=(A,)))
+  outcome = claim.evaluate({"a/x": one(1.0)})
+  assert not outcome["passed"] and "buggy_claim" in outcome["error"] and "KeyError" in outcome["error"]
+  assert claims.verdict(outcome) == "ERROR" and claims.failures([outcome]) == ["buggy_claim"]
+
+
+def test_a_predicate_must_declare_and_may_only_read_its_families():
+  with pytest.raises(TypeError, match="declare"):
+    claims.Predicate("reads", lambda view: (True, ""), reads=())
+  sneaky = claims.Claim("sneaky", "s", claims.Predicate("reads B", lambda view: (len(view.of(SCALAR)) > 0, ""),
+                                                        reads=(A,)))
+  assert sneaky.evaluate({"scalar/v": one(1.0)})["error"]
+
+
+def test_renaming_a_template_label_breaks_its_claim_at_load_time():
+  """A claim names labels of its family; after a rename of the template the claim fails when it is built."""
+  claims.PowerLawSlope(GRID, x="n", interval=(-1, 0), where={"L": LARGEST})
+  renamed = Family("err/{act}/width={width:d}/L={L:d}")
+  with pytest.raises(LabelError, match="no label"):
+    claims.PowerLawSlope(renamed, x="n", interval=(-1, 0), where={"L": LARGEST})
+  with pytest.raises(LabelError, match="no label"):
+    renamed.at(act="relu", n=4, L=4)
+  with pytest.raises(LabelError):
+    claims.StepwiseDecrease(Family("err/{act}/n={n:d}/depth={depth:d}"), along="n", where={"L": LARGEST})
+
+
+def test_an_experiment_refuses_claims_over_undeclared_families():
+  claim = claims.Claim("c", "s", claims.AllWithin(GRID, low=0))
+  with pytest.raises(ValueError, match="undeclared"):
+    registry.Experiment(name="x", description="", papers=(), families=(A,), claims=(claim,), tiers=(),
+                        run=lambda config, ctx: None)
+  registry.Experiment(name="x", description="", papers=(), families=(GRID,), claims=(claim,), tiers=(),
+                      run=lambda config, ctx: None)
+
+
+def test_describe_says_what_is_tested():
+  text = claims.StepwiseDecrease(GRID, along="n", where={"L": LARGEST}, per=("act",)).describe()
+  assert "n" in text and "LARGEST" in text and "per act" in text and GRID.template in text
+  assert np.isfinite(claims.power_law_slope([(1, one(1.0)), (2, one(0.5)), (4, one(0.25))])[0])

@@ -59,7 +59,7 @@ def test_run_record_and_compare_pass(blessed):
   assert all(c["passed"] for c in record["claims"])
   assert "sample" in record["phases"]
   ref = json.load(open(os.path.join(refs, "toy", "smoke.json")))
-  assert {e["metric"] for e in ref["entries"]} == {"mc_variance/normal", "theory_variance/normal"}
+  assert {e["metric"] for e in ref["entries"]} == {"mc_variance/normal", "normal_quantile/p=0.975"}
   result = harness("compare", run_dir, f"--references={refs}")
   assert result.returncode == 0, result.stdout + result.stderr
   assert "metric" in result.stdout and "verdict" in result.stdout and "PASS" in result.stdout
@@ -67,7 +67,7 @@ def test_run_record_and_compare_pass(blessed):
 
 def test_moved_metric_fails_compare(blessed):
   root, run_dir, refs = blessed
-  for name, shift, claim_fails in (("theory_variance/normal", 1e-9, False), ("mc_variance/normal", 0.05, False),
+  for name, shift, claim_fails in (("normal_quantile/p=0.975", 1e-9, False), ("mc_variance/normal", 0.05, False),
                                    ("mc_variance/normal", 0.5, True)):
     moved = str(root / f"moved-{name.replace('/', '_')}-{shift}")
     shutil.copytree(run_dir, moved)
@@ -95,7 +95,7 @@ def test_nan_metric_fails(blessed):
   shutil.copytree(run_dir, nan_dir)
   path = os.path.join(nan_dir, "results.json")
   record = json.load(open(path))
-  record["metrics"]["theory_variance/normal"]["values"] = ["nan"]
+  record["metrics"]["normal_quantile/p=0.975"]["values"] = ["nan"]
   json.dump(record, open(path, "w"))
   result = harness("compare", nan_dir, f"--references={refs}")
   assert result.returncode == 1 and "not finite" in result.stdout

@@ -303,10 +303,3 @@ def test_bless_diff_names_new_changed_and_missing_metrics():
   retolerated = copy.deepcopy(old)
   retolerated["entries"][3]["tolerance"]["rtol"] = 1e-6
   assert references.bless_diff(old, retolerated)[0] == "~ r 7 -> 7 (tolerance ±1e-09 rel -> ±1e-06 rel)"
-
-
-def test_rule_from_patterns():
-  patterns = {"mc/*": WELCH, "*": {"kind": "absolute", "atol": 0}}
-  assert references.rule_from_patterns("mc/a", patterns) == WELCH
-  assert references.rule_from_patterns("other", patterns)["kind"] == "absolute"
-  assert references.rule_from_patterns("x", {"mc/*": WELCH}) is None

@@ -8,12 +8,23 @@ from harness.errors import HarnessError
 from tests.harness import toy_experiment
 
 
-def test_tier_docstring_must_state_command_hardware_runtime_result():
+def test_tier_docstring_must_state_command_and_result_but_not_the_runtime():
   with pytest.raises(ValueError, match="Expected result"):
     @registry.tier("smoke", hardware="cpu", expected_runtime_s=1)
     def smoke():
-      """Command: x. Hardware: y. Expected runtime: 1 s."""
+      """Command: x."""
       return None
+  with pytest.raises(ValueError, match="written once|not the docstring"):
+    @registry.tier("smoke", hardware="cpu", expected_runtime_s=1)
+    def smoke2():
+      """Command: x. Expected runtime: 1 s. Expected result: y."""
+      return None
+
+
+def test_experiments_are_the_folders_of_benchmarks():
+  modules = [m for m in registry.experiment_modules() if m.startswith("benchmarks.")]
+  assert modules == ["benchmarks.commutativity.experiment", "benchmarks.pooling.experiment"]
+  assert set(registry.load_all()) >= {"commutativity", "pooling"}
 
 
 def test_tier_name_is_checked():
