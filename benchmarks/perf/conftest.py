@@ -1,5 +1,8 @@
 """Prints the kernel-throughput table after `pytest benchmarks/perf` (see test_kernel_throughput.py)."""
 from benchmarks.perf import test_kernel_throughput as throughput
+from harness import nets
+
+nets.configure_xla_cpu()  # the settings `harness run` uses, before the first XLA compilation
 
 
 def _format(value, spec: str) -> str:

@@ -42,12 +42,18 @@ The finite network (`keras_model`): every hidden Dense/Conv has `width` units/ch
 converges to K as the width grows, for all three (for "mup" after multiplying it by the readout's fan_in, since
 the muP readout is the NTK readout / sqrt(fan_in)); for "ntk" the empirical NTK converges to Theta.
 
-Computation: float32 or float64, XLA-compiled (`backends`), TF32 off; XLA:CPU prefers 512-bit vectors (under
-TensorFlow through XLA_FLAGS, set when this package is imported, process-wide: `backends`). CNNs read out by
-Flatten and FC nets only propagate same-position covariances; the (n1, n2, H, W, H, W) covariance is only formed
-for GlobalAvgPool, in chunks of input pairs or groups of fixed vertical offset (harness/nets/_evaluate.py). The
-arc-cosine map is one square root and a polynomial (no libm call), so XLA vectorises it (harness/nets/
-_kernel_math.py).
+Computation: float32 or float64, XLA-compiled (`backends`), TF32 off. CNNs read out by Flatten and FC nets only
+propagate same-position covariances; the (n1, n2, H, W, H, W) covariance is only formed for GlobalAvgPool, in
+chunks of input pairs or groups of fixed vertical offset (harness/nets/_evaluate.py). The arc-cosine map is one
+square root and a polynomial (no libm call), so XLA vectorises it (harness/nets/_kernel_math.py).
+
+Importing this package changes no process state. For speed on CPU, call `nets.configure_xla_cpu()` once, before
+the first kernel (the CLI's `run` and `make bench` do). Under TensorFlow it adds
+--xla_cpu_prefer_vector_width=512 to XLA_FLAGS, so XLA:CPU uses 512-bit vectors where the CPU has them (the ReLU
+angle loop is latency-bound: twice the entries per iteration); XLA reads the flag at the process's first XLA
+compilation and applies it to every XLA:CPU program of the process; a width already in XLA_FLAGS wins. It also
+drops TF's tf.function retracing warning (harness.nets compiles once per shape, on purpose). Under JAX the kernels
+get the width per program without it. Performance history: docs/performance.md.
 """
 from harness.nets._kernel import Kernel
 from harness.nets._layers import NTKConv, NTKDense, mup_lr_multipliers, reinitialize
@@ -56,6 +62,7 @@ from harness.nets._spec import (Conv, Dense, Erf, Flatten, GlobalAvgPool, Identi
                                 repeat, residual, serial)
 from harness.nets import predict
 from harness.nets import backends as _backends
+from harness.nets.backends import configure_xla_cpu
 from harness.nets.empirical import empirical_nngp, empirical_ntk, monte_carlo_kernels
 from harness.nets.tiling import kernel_tiled
 
@@ -73,6 +80,7 @@ def eager():
 
 __all__ = [
     "Conv", "Dense", "Erf", "Flatten", "GlobalAvgPool", "Identity", "Kernel", "Layer", "NTKConv", "NTKDense",
-    "PARAMETERIZATIONS", "Relu", "Residual", "Serial", "eager", "empirical_nngp", "empirical_ntk", "kernel_tiled",
-    "monte_carlo_kernels", "mup_lr_multipliers", "predict", "reinitialize", "repeat", "residual", "serial",
+    "PARAMETERIZATIONS", "Relu", "Residual", "Serial", "configure_xla_cpu", "eager", "empirical_nngp",
+    "empirical_ntk", "kernel_tiled", "monte_carlo_kernels", "mup_lr_multipliers", "predict", "reinitialize",
+    "repeat", "residual", "serial",
 ]

@@ -5,6 +5,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from harness import nets  # noqa: E402  (after the log level)
+
+nets.configure_xla_cpu()  # as the CLI runs them: 512-bit XLA:CPU vectors under TensorFlow (harness.nets docstring)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _float64_backend():

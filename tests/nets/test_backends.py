@@ -1,7 +1,5 @@
-"""harness.nets.backends: the XLA:CPU vector-width preference (module docstring there)."""
-import os
-
-import keras
+"""harness.nets.backends: the XLA:CPU vector-width preference (module docstring there; `configure_xla_cpu`:
+test_imports.py)."""
 import pytest
 
 from harness.nets import backends
@@ -29,8 +27,3 @@ def test_per_program_options_defer_to_xla_flags(monkeypatch):
   assert backends.cpu_compiler_options() == {}
   monkeypatch.setenv("XLA_FLAGS", "")
   assert backends.cpu_compiler_options() == {"xla_cpu_prefer_vector_width": backends.CPU_VECTOR_WIDTH}
-
-
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the TensorFlow backend's process-wide flag")
-def test_importing_harness_nets_under_tensorflow_sets_the_width():
-  assert "xla_cpu_prefer_vector_width" in os.environ.get("XLA_FLAGS", "")

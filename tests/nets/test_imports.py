@@ -1,12 +1,17 @@
-"""harness.nets' module structure: no import cycles, no layer class in the evaluator."""
+"""harness.nets' module structure: no import cycles, no layer class in the evaluator, no process state on import."""
 import ast
+import logging
+import os
 import pathlib
+import subprocess
+import sys
 
 import keras
 import pytest
 
 from harness import nets
 from harness.nets import _evaluate
+from harness.nets import backends
 
 pytestmark = pytest.mark.backend_portable
 
@@ -74,3 +79,39 @@ def test_the_evaluator_imports_no_layer_class():
   layers = (nets.Layer, keras.layers.Layer)
   held = [name for name, value in vars(_evaluate).items() if isinstance(value, type) and issubclass(value, layers)]
   assert held == []
+
+
+def _environment(**changes) -> dict:
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env.update(changes)
+  return env
+
+
+_REPORT = ("import os, logging, harness.nets as nets; nets.backends.current(); "
+           "print(os.environ.get('XLA_FLAGS')); print(len(logging.getLogger('tensorflow').filters))")
+
+
+@pytest.mark.parametrize("flags", [None, "--xla_dump_to=/tmp/x"])
+def test_importing_harness_nets_changes_no_process_state(flags):
+  env = _environment() if flags is None else _environment(XLA_FLAGS=flags)
+  out = subprocess.run([sys.executable, "-c", _REPORT], cwd=ROOT, env=env, capture_output=True, text=True,
+                       check=True).stdout.split()
+  assert out == [str(flags), "0"]
+
+
+def test_configure_xla_cpu_sets_the_vector_width_and_keeps_one_set(monkeypatch):
+  width = f"--xla_cpu_prefer_vector_width={backends.CPU_VECTOR_WIDTH}"
+  tensorflow = keras.backend.backend() == "tensorflow"
+  environ = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
+  nets.configure_xla_cpu(environ)
+  nets.configure_xla_cpu(environ)  # idempotent
+  assert environ["XLA_FLAGS"] == (f"--xla_dump_to=/tmp/x {width}" if tensorflow else "--xla_dump_to=/tmp/x")
+  explicit = {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=256"}
+  nets.configure_xla_cpu(explicit)
+  assert explicit == {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=256"}
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  nets.configure_xla_cpu()  # os.environ
+  assert os.environ.get("XLA_FLAGS") == (width if tensorflow else None)
+  if tensorflow:
+    retracing = [f for f in logging.getLogger("tensorflow").filters if type(f).__name__ == "_DropRetracingWarning"]
+    assert len(retracing) == 1

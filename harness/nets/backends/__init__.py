@@ -16,17 +16,15 @@ does not abstract:
   device_scope(device)    context placing work on one of them
   eager()                 context running compiled functions op by op (no tracing or XLA compilation)
   running_eagerly()       whether that context is active
+  configure_process(env)  the process-wide settings of `configure_xla_cpu` that this backend needs
 
-XLA:CPU code uses 512-bit vectors where the CPU has them (`CPU_VECTOR_WIDTH`; XLA's default prefers 256). A ReLU
-layer's angle loop is bound by latency, not arithmetic (one vector of entries per iteration; harness/nets/
-_kernel_math.py, `_polyval`), so twice the entries per vector is nearly twice the throughput of that loop even
-where a 512-bit operation takes two cycles (AMD Zen 4). Measured on the 2-core CI machine (Zen 4), float64, depth
-10, alternating processes: CNN-Flatten +20%, CNN-GAP 32x32 +5-9%, FC within noise. JAX programs get it per program
-(`compiler_options`); TensorFlow has no per-program options, so importing harness.nets under the TensorFlow
-backend adds `--xla_cpu_prefer_vector_width` to XLA_FLAGS, which XLA reads once, at the process's first XLA
-compilation (compiled before that, the process keeps XLA's default). It then applies to every XLA:CPU program of
-the process. A width already in XLA_FLAGS is left as it is: XLA_FLAGS=--xla_cpu_prefer_vector_width=256 restores
-XLA's default.
+XLA:CPU code should use 512-bit vectors where the CPU has them (`CPU_VECTOR_WIDTH`; XLA's default prefers 256):
+a ReLU layer's angle loop is bound by latency, not arithmetic, so twice the entries per vector is nearly twice the
+throughput of that loop (docs/performance.md). JAX programs get the width per program (`cpu_compiler_options`),
+which changes nothing else in the process. TensorFlow has no per-program options: there the width goes into
+XLA_FLAGS, which XLA reads once, at the process's first XLA compilation, and then applies to every XLA:CPU program
+of the process. Importing harness.nets changes no process state: `configure_xla_cpu()` does that, when called
+(the CLI's `run` and the speed benchmarks call it).
 """
 from __future__ import annotations
 
@@ -39,6 +37,19 @@ import keras
 _MODULES = {"tensorflow": "harness.nets.backends.tensorflow", "jax": "harness.nets.backends.jax"}
 CPU_VECTOR_WIDTH = 512
 _VECTOR_WIDTH_FLAG = "xla_cpu_prefer_vector_width"
+
+
+def configure_xla_cpu(environ=None) -> None:
+  """Process-wide settings for fast harness.nets kernels on XLA:CPU; idempotent, a no-op where none are needed.
+
+  Under TensorFlow: adds --xla_cpu_prefer_vector_width=512 (CPU_VECTOR_WIDTH) to XLA_FLAGS (environ: os.environ),
+  unless XLA_FLAGS sets a width already (that width wins: XLA_FLAGS=--xla_cpu_prefer_vector_width=256 keeps XLA's
+  default). XLA reads XLA_FLAGS at the process's first XLA compilation, so call this before any, e.g. first thing
+  in a script; it then applies to every XLA:CPU program of the process, not only harness.nets'. Also drops TF's
+  "triggered tf.function retracing" warning, which harness.nets' cached per-shape compilations would set off.
+  Under JAX: nothing to set (harness.nets' programs get the width per program).
+  """
+  current().configure_process(os.environ if environ is None else environ)
 
 
 def prefer_cpu_vector_width(environ=os.environ) -> None:
@@ -62,6 +73,3 @@ def current() -> ModuleType:
     raise ValueError(f"harness.nets supports the Keras backends {sorted(_MODULES)}, not {name!r}")
   return importlib.import_module(_MODULES[name])
 
-
-if keras.backend.backend() == "tensorflow":
-  prefer_cpu_vector_width()

@@ -10,6 +10,10 @@ import numpy as np
 from harness.nets import backends
 
 
+def configure_process(environ) -> None:  # pylint: disable=unused-argument
+  """`harness.nets.configure_xla_cpu` under JAX: nothing to set (the vector width goes to each program, `compile`)."""
+
+
 def compile(fn: Callable) -> Callable:  # pylint: disable=redefined-builtin
   """XLA-compiled `fn` (jax.jit); on CPU with harness.nets.backends' vector width."""
   if jax.default_backend() != "cpu":

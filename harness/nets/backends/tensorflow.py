@@ -9,6 +9,8 @@ from typing import Callable
 import tensorflow as tf
 from tensorflow.compiler.tf2xla.ops import gen_xla_ops
 
+from harness.nets import backends
+
 _TF32_LOCK = threading.Lock()
 
 
@@ -21,9 +23,16 @@ class _DropRetracingWarning(logging.Filter):
     return "triggered tf.function retracing" not in record.getMessage()
 
 
-tf.get_logger().addFilter(_DropRetracingWarning())
+_RETRACING_FILTER = _DropRetracingWarning()
 _TF32_USERS = 0
 _TF32_SAVED = None
+
+
+def configure_process(environ) -> None:
+  """`harness.nets.configure_xla_cpu` under TensorFlow: the vector width in XLA_FLAGS (TensorFlow has no
+  per-program XLA options) and TF's logger without the retracing warning (idempotent)."""
+  backends.prefer_cpu_vector_width(environ)
+  tf.get_logger().addFilter(_RETRACING_FILTER)  # a filter already there is not added twice
 
 
 def compile(fn: Callable) -> Callable:  # pylint: disable=redefined-builtin
