@@ -1,6 +1,6 @@
 """`Kernel`: the state of the infinite-width recursion between layers (cf. NT's `Kernel`, Novak et al. 2020).
 
-Three layouts, chosen per spec by what its readout needs (`_evaluate.plan`):
+Three layouts, chosen per spec by what its readout needs (`_evaluate._Plan`):
 
   VECTOR    nngp, ntk (n1, n2);              var1 (n1,), var2 (n2,)
   DIAGONAL  nngp, ntk (H, W, n1, n2);        var1 (H, W, n1), var2 (H, W, n2)
@@ -47,13 +47,27 @@ ANGLE_PASS_MAX_ELEMENTS = 2**18
 class Kernel:
   """NNGP / NTK of a pair of input batches at some layer (module docstring for shapes).
 
-  nngp: pair covariance E[f(x1) f(x2)]; ntk: neural tangent kernel, or None when it is identically 0 (at the
-  input) or not requested (`track_ntk` False). same: boolean mask of pairs (x1_i, x2_j) that are the same
-  input (VECTOR/DIAGONAL: (n1, n2); FULL: (c,); SKEWED: (n,), the groups of offset 0 of such pairs), or None
-  when no input appears on both sides; there the ReLU angle is set to exactly 0 at equal positions.
-  skew (SKEWED): (rows_a, rows_b, valid), each (n, R): for every group's skewed row the row of p and of p' in
-  the (c (H + 1), W) table of its pair's per-row variances (one zero row per pair, for separators), and the
-  mask (1.0 or 0.0) of rows inside the image, which affine layers multiply by.
+  Attributes, mathematical (what the kernel is; every layer's `kernel_fn` maps these):
+    nngp: pair covariance E[f(x1) f(x2)], shaped by `layout` (without `border`: the interior).
+    ntk: neural tangent kernel, same shape, or None when it is identically 0 (at the input) or not requested.
+    var1, var2: per-input, per-position variances k(x, x)[p, p] of x1 (x_a) and x2 (x_b), shaped by `layout`.
+    layout: which covariances are held and how they are laid out (VECTOR, DIAGONAL, FULL, SKEWED: module
+      docstring). DIAGONAL holds only same-position entries; FULL and SKEWED hold the same entries, arranged
+      differently.
+    track_ntk: whether the NTK is requested (then None in `ntk` means 0).
+    same: boolean mask of pairs (x1_i, x2_j) that are the same input (VECTOR/DIAGONAL: (n1, n2); FULL: (c,);
+      SKEWED: (n,), the groups of offset 0 of such pairs), or None when no input appears on both sides; there
+      the ReLU angle is set to exactly 0 and Erf's covariance to the variance at equal positions.
+    spatial_shape: (H, W) of the image interior; None for VECTOR.
+    skew (SKEWED): (rows_a, rows_b, valid), each (n, R): for every group's skewed row the row of p and of p' in
+      the (c (H + 1), W) table of its pair's per-row variances (one zero row per pair, for separators), and the
+      mask (1.0 or 0.0) of rows inside the image, which affine layers multiply by.
+  Attributes, schedule (how the values are held for XLA; no effect on any value):
+    border: zeros around the spatial interior of nngp and ntk, for the next Conv's taps (`with_border`).
+    scratch: a 1-D zero input, at least as long as any bordered tensor, to write bordered tensors into.
+    buffers: the last two generations of bordered buffers, oldest first, recycled in place (`with_border`).
+    affine_parts: (nngp, rest) with ntk = nngp + rest exactly as an affine layer computed them, so a ReLU can
+      hold the covariance instead of recomputing it (`ntk_rest`).
   """
   nngp: Any
   ntk: Any
@@ -63,11 +77,11 @@ class Kernel:
   track_ntk: bool
   same: Any = None
   spatial_shape: tuple[int, int] | None = None
-  border: int = 0
-  scratch: Any = None  # 1-D zeros input, at least as long as any bordered tensor (see `with_border`)
-  buffers: tuple = ()  # the last two generations of bordered buffers, oldest first (see `with_border`)
-  affine_parts: tuple | None = None  # (nngp, rest) with ntk = nngp + rest as computed by an affine layer
   skew: tuple | None = None
+  border: int = 0  # schedule fields from here on (class docstring)
+  scratch: Any = None
+  buffers: tuple = ()
+  affine_parts: tuple | None = None
 
   def replace(self, **changes) -> "Kernel":
     return dataclasses.replace(self, **changes)
