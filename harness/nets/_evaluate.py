@@ -42,27 +42,24 @@ from harness.nets._kernel import DIAGONAL, FULL, NONLINEARITY_BORDER, SKEWED, VE
 
 KERNELS = _batching.KERNELS
 DTYPES = ("float32", "float64")
-# Elements of one (c, H, W, H, W) chunk: 2^17 (1 MiB a tensor in float64, the L2 of a core here). Measured on the
-# 2-core CI machine, float64, CNN-GAP depth 10: 16x16 images 223 -> 310 entries/s against 2^20; depth 2 on 8x8,
-# 6,160 -> 7,500. (At 32x32 one pair is already 1.3M elements: a chunk is one pair whatever this says.)
+# The sizes below were chosen by A/B runs; their figures, with date, host and commit: docs/performance.md.
+# Elements of one (c, H, W, H, W) chunk: 2^17, 1 MiB a tensor in float64, so a chunk stays in a core's L2. (At
+# 32x32 one pair is already 1.3M elements: a chunk is one pair whatever this says.)
 FULL_CHUNK_ELEMENTS = 2**17
 # GlobalAvgPool nets whose Convs are all stride-1 'SAME' run as skewed groups (harness/nets/_skew.py) instead of
 # FULL chunks (`SKEWED_GAP`): a 32x32 pair is 32 groups of 33 x 32 x 32, so a step of a few groups stays in cache
-# where one FULL pair (2^20 elements, 8 MiB) did not. Elements of one step: measured on the 2-core CI machine,
-# float64, CNN-GAP depth 10, A/B in one process: 32x32 FULL 17.0 entries/s, skewed steps of 1, 2, 4 groups
-# 32.2, 30.5, 30.3, 8 groups 17.6 (past ANGLE_PASS_MAX_ELEMENTS); 16x16 (4,352 elements a group) 2^15 327,
-# 2^16 397, 2^17 364, 2^18 295.
+# where one FULL pair (2^20 elements, 8 MiB) did not. Elements of one step: 2^16 (1-4 groups at 32x32; steps
+# past ANGLE_PASS_MAX_ELEMENTS lose the angle pass).
 SKEW_STEP_ELEMENTS = 2**16
 SKEWED_GAP = True
 # Elements of one vector (rows, n2) block call: bounds memory for big tiles (64 MiB per tensor in float64).
 BLOCK_ELEMENTS = 2**23
-# Elements of one step's (H, W, rows, n2) same-position covariances on CPU (1 MiB in float64; accelerators take
-# BLOCK_ELEMENTS). Measured on the 2-core CI machine, float64, CNN-Flatten depth 10, 32x32 block, steps inside one
-# call per core: 2^18 16.4k entries/s, 2^17 20.5k, 2^16 19.1k, 2^15 17.4k (one call per 16 rows: 14.1k).
+# Elements of one step's (H, W, rows, n2) same-position covariances on CPU (1 MiB in float64, in cache; steps
+# inside one call per core; accelerators take BLOCK_ELEMENTS).
 DIAGONAL_STEP_ELEMENTS = 2**17
 
-# Vector inputs on CPU: the input Gram by BLAS on the host (`_host_gram_kernel`); else (and on accelerators) in
-# the compiled program. FC depth 10, 64x64 block, float64, calls in a loop: 3.0-3.3 -> 1.8-2.4 ms.
+# Vector inputs on CPU: the input Gram by BLAS on the host (`_host_gram_kernel`; converting the inputs for the
+# compiled program cost more than the matmul); else (and on accelerators) in the compiled program.
 HOST_GRAM = True
 # Image inputs with at most this many channels get their input covariance as elementwise products
 # (`_pair_products`), more as an einsum.
@@ -74,8 +71,7 @@ _CACHE_LOCK = threading.Lock()
 
 def _large_steps() -> bool:
   """Steps of BLOCK_ELEMENTS instead of cache-sized ones: on an accelerator (each step is several kernel launches)
-  and when running op by op (`eager()`: each step costs a dispatch per op; CNN-GAP depth 10 on 96 4x4 images,
-  circular padding: 16-18 s -> 6-9 s)."""
+  and when running op by op (`eager()`: each step costs a dispatch per op)."""
   backend = backends.current()
   return backend.has_accelerator() or backend.running_eagerly()
 
@@ -160,9 +156,9 @@ def _block_input(x1, x2, layout: str, track_ntk: bool, same, border: int) -> Ker
 
   Vectors: x1 (rows, d), x2 (n2, d). Images channel-first and batch-last (`channels_first`): x1 (C, H, W, rows),
   x2 (C, H, W, n2), so that the covariance's innermost axis (x2's images) is contiguous in x2 and its loop
-  vectorises (from NHWC images it read one channel in C: CNN-Flatten depth 10, float64, that loop was 6% of the
-  time). Images are zero-padded by `border` first, so the covariance comes out with the zero border the first
-  Conv reads (a matmul output, already in memory), instead of being padded afterwards.
+  vectorises (from NHWC images it read one channel in C, in scalar code). Images are zero-padded by `border` first,
+  so the covariance comes out with the zero border the first Conv reads (a matmul output, already in memory),
+  instead of being padded afterwards.
   """
   if layout == VECTOR:
     scale = 1.0 / x1.shape[-1]
@@ -190,7 +186,7 @@ def channels_first(images: np.ndarray) -> np.ndarray:
 def _pair_products(x1, x2, subscripts: str, outer, channel_axis: int = -1):
   """sum over channels c (along `channel_axis`) of outer(x1[c], x2[c]), held in memory: an einsum, or for few
   channels (SMALL_CHANNELS) C elementwise products. XLA:CPU runs the einsum's contraction over 3 channels as a batch
-  of tiny matrix products, slower than a layer (CNN-GAP 32x32: 285 -> 137 ms for 64 pairs at depth 0)."""
+  of tiny matrix products, slower than a layer."""
   channels = x1.shape[channel_axis]
   if channels > SMALL_CHANNELS:
     return ops.einsum(subscripts, x1, x2)
@@ -229,7 +225,7 @@ def _skewed_input(xa, xb, index_a, index_b, valid, track_ntk: bool, same, border
 def _held(mask):
   """A per-step 0/1 mask as sqrt(mask) (the same values), so that XLA, which fuses no expensive op (sqrt) into
   several consumers, computes it once per step instead of re-slicing it out of the per-call array (a
-  dynamic-slice) for every element of every loop that reads it (CNN-GAP 16x16: 2.3x slower)."""
+  dynamic-slice) for every element of every loop that reads it (several times slower)."""
   return ops.sqrt(mask)
 
 
@@ -373,8 +369,8 @@ def kernel(spec, x1, x2=None, get: str | Sequence[str] = KERNELS, dtype: str = "
 def _host_gram_kernel(spec, plan, x1, x2, symmetric, names, dtype):
   """Vector inputs on CPU: the input covariance x1 x2^T / d is one BLAS call on the host arrays, and only it and
   the norms go to the compiled recursion (the one run after pooling): converting the inputs cost more than the
-  matmul (FC 64x64 block, 3072-dim: 3 MiB a call). The squared norms by np.vecdot (30 us for 64 x 3072 where
-  np.einsum took 90 us); the input NTK, 0, is not passed."""
+  matmul (FC 64x64 block, 3072-dim: 3 MiB a call). The squared norms by np.vecdot (a third of np.einsum's time);
+  the input NTK, 0, is not passed."""
   d = x1.shape[1]
   nngp = (x1 @ x2.T) * (1.0 / d)
   var1 = np.vecdot(x1, x1) * (1.0 / d)
@@ -398,7 +394,7 @@ def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
   if not plan.is_image and HOST_GRAM and not backends.current().has_accelerator():
     return _host_gram_kernel(spec, plan, x1, x2, symmetric, names, dtype)
   # Vector inputs: one call; XLA already spreads the matmul and the elementwise loops over the cores, and host
-  # threads only add start-up cost (FC depth 10, 64x64 block: 7.5 -> 5.7 ms; 1024x1024: no difference).
+  # threads only add start-up cost.
   threads = host_threads() if plan.is_image else 1
   if plan.is_image:  # one call per thread, in steps of step_rows rows (`_block_fn`)
     per_thread = -(-n1 // threads)
@@ -419,7 +415,7 @@ def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
   def job(chunk):
     start, stop = chunk
     # A view of x1 unless this is a short last block: a fresh copy of a large array costs a page fault per 4 KiB
-    # on first touch (FC 64x64 block: 1.5 MiB, about 2 ms here, more than the kernel itself).
+    # on first touch (FC 64x64 block: 1.5 MiB, more than the kernel's own time).
     rows_of_x1 = [_batching.padded(x1, start, stop, rows)]
     if symmetric:
       index = _batching.padded(np.arange(n1), start, stop, rows)

@@ -37,9 +37,7 @@ VECTOR, DIAGONAL, FULL, SKEWED = "vector", "diagonal", "full", "skewed"
 NONLINEARITY_BORDER = 1
 # A nonlinearity whose NNGP and NTK share an angle (ReLU) computes it in a pass of its own when its tensors have
 # at most this many elements (they stay in cache, so the extra pass costs little against computing the
-# arc-cosine twice: `angle_hold`). Measured on the 2-core CI machine, float64, A/B in one process: FC 64x64 block
-# +20%, CNN-Flatten (2^17-element steps) +15%, CNN-GAP 16x16 (2^17-element chunks) +3%; CNN-GAP 32x32 (2^20
-# elements a pair, not in cache) -17%.
+# arc-cosine twice: `angle_hold`; a 2^20-element pair, not in cache, is slower so; docs/performance.md).
 ANGLE_PASS_MAX_ELEMENTS = 2**18
 
 

@@ -4,8 +4,8 @@ Everything here is traced into one XLA program per kernel call, so these are pla
 fuses into a few passes over the (large) pair-covariance tensors.
 
 * `arccos` / `arcsin`: float64-accurate (within 3 ulp, tests/nets/test_kernel_math.py) from one square root
-  and a polynomial. XLA:CPU lowers `acos` / `asin` / `atan2` to scalar libm calls (about 20 ns per element
-  here, ten times the rest of a ReLU layer); this vectorises. |x| <= 1/2: asin(x) = x (1 + x^2 R(x^2)) with
+  and a polynomial. XLA:CPU lowers `acos` / `asin` / `atan2` to scalar libm calls (about ten times the
+  rest of a ReLU layer: docs/performance.md); this vectorises. |x| <= 1/2: asin(x) = x (1 + x^2 R(x^2)) with
   R a fitted polynomial (`_ASIN_R`); beyond, the half-angle step asin(x) = pi/2 - 2 asin(sqrt((1 - x)/2))
   of fdlibm's e_asin.c / e_acos.c, which also keeps acos(x) = 2 asin(sqrt((1 - x)/2)) accurate near x = 1.
   Written so that the square root's result is read once: XLA keeps an expensive op (sqrt, divide) in memory
@@ -39,8 +39,7 @@ def _polyval(coefficients: Sequence[float], z):
   """The polynomial (highest power first) at z by Estrin's scheme: pairs a_i + a_{i+1} z, then pairs of those
   with z^2, z^4, ... A ReLU layer's angle loop is bound by latency, not by arithmetic (each iteration does one
   vector of entries, the next waits for scheduler room): Horner's rule chains all 12 multiply-adds, Estrin
-  chains 4 plus the squarings. CNN-Flatten depth 10, float64, A/B in one process: +2-4% (256-bit vectors),
-  +4-9% (512-bit, `harness.nets.backends`)."""
+  chains 4 plus the squarings (a few percent faster; docs/performance.md)."""
   terms = list(reversed(coefficients))  # lowest power first
   power = z
   while len(terms) > 1:
@@ -100,7 +99,7 @@ def conv_stencil(t, border: int, spatial_axes: Sequence[tuple[int, ...]], filter
   the skewed layout, out_shape[0] counts its rows). The taps are summed one spatial dimension at a time (the
   sums over the first dimension's offsets, then shifted along the second): XLA still fuses it into one loop
   that recomputes the partial sums per tap (an opt-barrier does not keep them in memory), but the loop is
-  faster: CNN-Flatten depth 10, float64, A/B in one process, +15-20%.
+  faster (docs/performance.md).
   """
   ndim = len(t.shape)
   for axes, size, s, n, (before, _) in zip(spatial_axes, filter_shape, strides, out_shape, pads):
@@ -118,8 +117,7 @@ def conv_stencil(t, border: int, spatial_axes: Sequence[tuple[int, ...]], filter
 def sum_axes(t, axes: Sequence[int]):
   """Sum of t over `axes`, one axis at a time (outermost first, so the loops vectorise along the contiguous inner
   axes) as a sum of its slices, which XLA fuses into one loop. XLA:CPU rewrites a large ops.sum into a
-  reduce-window tree emitted as scalar loops: the readout's sum was 6% of CNN-Flatten depth 10 and 5% of CNN-GAP
-  (A/B in one process, float64: CNN-GAP 32x32 +8%, 16x16 +6%; summing the innermost axis first measured the same)."""
+  reduce-window tree emitted as scalar loops (docs/performance.md)."""
   for removed, axis in enumerate(sorted(axes)):
     axis -= removed  # the axes summed before it are gone
     t = functools.reduce(operator.add, [index_axis(t, i, axis) for i in range(int(t.shape[axis]))])
@@ -178,9 +176,8 @@ def relu(k, ntk, norm1, norm2, inv_norm1, inv_norm2, diagonal_mask=None, hold=No
   theta = arccos(cos)
   if hold is not None and ntk is not None and (ntk_rest is not None or ntk is k):
     # The pre-activation covariance is held instead of the cosine: the NTK's loop then reads it once instead of
-    # recomputing it (a Conv's 9-tap stencil; after the first Conv, of the input's per-channel products: that one
-    # loop was 13% of CNN-Flatten's time, and holding k there made the net +18% in A/B), and the cosine is two
-    # multiplies.
+    # recomputing it (a Conv's 9-tap stencil; after the first Conv, of the input's per-channel products), and the
+    # cosine is two multiplies.
     theta, k = hold(theta, k)
     cos = cosine(k)
     ntk = k if ntk_rest is None else k + ntk_rest

@@ -42,8 +42,7 @@ def compile(fn: Callable) -> Callable:  # pylint: disable=redefined-builtin
 
 class _Compiled:
   """A tf.function called through its concrete function per input signature when every argument is a tensor: a
-  tf.function call spends about 0.1 ms matching its arguments to a trace, as much as a small kernel block's
-  compute (FC depth 10, 64x64 block: 0.22 -> 0.11 ms a call of a trivial function)."""
+  tf.function call spends about as long matching its arguments to a trace as a small kernel block computes."""
 
   def __init__(self, function):
     self._function = function
@@ -60,7 +59,7 @@ class _Compiled:
 
 
 def to_tensor(array, dtype: str):
-  """A numpy array as a tensor of `dtype` (tf.convert_to_tensor: keras.ops' adds about 30 us a call)."""
+  """A numpy array as a tensor of `dtype` (tf.convert_to_tensor: keras.ops' adds a fixed cost a call)."""
   return tf.convert_to_tensor(array, dtype=dtype)
 
 
@@ -89,7 +88,7 @@ def kernel_precision():
 def barrier(*tensors) -> tuple:
   """The tensors behind XLA's opt-barrier: no optimization moves work across it. XLA:CPU (TF 2.21) still fused a
   cheap single operand (a Conv's partial sum) into its consumers; a nonlinearity's stacked NNGP and NTK stay one
-  loop (without barriers FC depth 10 is 2.5x and CNN-Flatten 1.5x slower). Run op by op (`eager()`), the
+  loop (without barriers FC and CNN-Flatten are much slower: docs/performance.md). Run op by op (`eager()`), the
   identity."""
   if tf.executing_eagerly():
     return tensors
