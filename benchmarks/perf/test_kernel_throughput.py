@@ -41,6 +41,7 @@ import numpy as np
 import pytest
 
 from harness import nets
+from harness.precision import DTYPES
 
 DEPTH = 10
 W_STD, B_STD = 2.0**0.5, 0.1
@@ -48,7 +49,6 @@ SEED = 0
 ROUNDS = 5
 MIN_ROUND_S = 0.5  # fast cases: one round repeats the call for at least this long
 AFFINE_FLOPS, STENCIL_FLOPS, RELU_FLOPS = 4, 18, 20
-DTYPES = ("float32", "float64")
 NT_BASELINE = pathlib.Path(__file__).resolve().parents[2] / "tools" / "nt_oracle" / "nt_baseline.json"
 # Empirical NTK case: FC of EMPIRICAL_DEPTH hidden layers of EMPIRICAL_WIDTH on 3072-dim inputs.
 EMPIRICAL_DEPTH, EMPIRICAL_WIDTH, EMPIRICAL_OUTPUTS, EMPIRICAL_BLOCK = 3, 512, 10, 32

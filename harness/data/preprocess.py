@@ -23,8 +23,9 @@ from typing import Protocol
 
 import numpy as np
 
+from harness import precision
+
 TARGETS = ("onehot", "centered_onehot")
-DTYPES = ("float32", "float64")
 PIXEL_SCALE = 255.0
 MIN_STD = 1e-12  # a constant channel is left centred, not divided by ~0
 
@@ -113,8 +114,7 @@ def preprocess(train: HasImages, test: HasImages | None = None, *, standardize: 
   train/test: anything with `images` uint8 (n, H, W, C) and `labels` (a data.Split). num_classes defaults
   to the split's. Returns test as None when no test split is given.
   """
-  if dtype not in DTYPES:
-    raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+  precision.check_dtype(dtype)
   num_classes = num_classes or getattr(train, "num_classes", None)
   if num_classes is None:
     raise ValueError("num_classes is needed for the targets")

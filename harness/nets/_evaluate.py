@@ -34,6 +34,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from harness import precision
 from harness.nets import backends
 from harness.nets import _batching
 from harness.nets import _kernel_math
@@ -41,7 +42,6 @@ from harness.nets import _skew
 from harness.nets._kernel import DIAGONAL, FULL, NONLINEARITY_BORDER, SKEWED, VECTOR, Kernel, skewed_rows
 
 KERNELS = _batching.KERNELS
-DTYPES = ("float32", "float64")
 # The sizes below were chosen by A/B runs; their figures, with date, host and commit: docs/performance.md.
 # Elements of one (c, H, W, H, W) chunk: 2^17, 1 MiB a tensor in float64, so a chunk stays in a core's L2. (At
 # 32x32 one pair is already 1.3M elements: a chunk is one pair whatever this says.)
@@ -344,8 +344,7 @@ def kernel(spec, x1, x2=None, get: str | Sequence[str] = KERNELS, dtype: str = "
   """`spec.kernel` (harness/nets/_spec.py `Layer.kernel`) of a harness.nets layer `spec`."""
   requested = _batching.canonical_get(get, unique=True)
   names = ("nngp", "ntk") if "ntk" in requested else ("nngp",)  # the NTK recursion needs the NNGP
-  if dtype not in DTYPES:
-    raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+  precision.check_dtype(dtype)
   x1 = np.asarray(x1, dtype=dtype)
   symmetric = x2 is None or x2 is x1
   x2 = x1 if x2 is None else np.asarray(x2, dtype=dtype)
