@@ -45,6 +45,8 @@ _CHILD = """
 import sys, time, numpy as np
 sys.path.insert(0, {root!r})
 from benchmarks.perf.test_kernel_throughput import CASES, network
+from harness import nets
+nets.configure_xla_cpu()  # as make bench and harness run (XLA_FLAGS' dump flag stays)
 case = CASES[{case!r}]
 rng = np.random.default_rng(0)
 x1 = rng.standard_normal((case.block[0],) + case.input_shape)
