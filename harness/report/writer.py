@@ -79,9 +79,13 @@ def _single_run(record: Mapping[str, Any], out_dir: str, references_dir: str | N
     lines.append(f"- dataset {d.get('dataset_id')} from {d.get('source')} (checksum {str(d.get('checksum'))[:16]}…)")
   lines += ["", "### Claims", ""]
   claims = compare_lib.evaluate_claims(record)
-  lines += _md_table(("claim", "statement", "check", "verdict"),
-                     [(c["name"], c["statement"], c["check"], claims_lib.verdict(c) + ": " + c["detail"])
-                      for c in claims])
+  lines += _md_table(("claim", "statement", "check", "verdict", "metrics read"),
+                     [(c["name"], c["statement"], c["check"], claims_lib.verdict(c) + ": " + c["detail"],
+                       _metrics_read(c)) for c in claims])
+  read_by: dict[str, list[str]] = {}
+  for c in claims:
+    for name in c.get("metrics", []):
+      read_by.setdefault(name, []).append(c["name"])
   if references_dir is not None:
     try:
       comparison = compare_lib.compare(record, references_dir)
@@ -93,13 +97,19 @@ def _single_run(record: Mapping[str, Any], out_dir: str, references_dir: str | N
                          [(r.metric, r.reference, r.measured, r.tolerance, r.provenance,
                            ("ok " if r.passed else "FAIL ") + r.detail) for r in comparison.rows])
   lines += ["", "### Metrics", ""]
-  lines += _md_table(("metric", "value (mean ± sd)", "unit"),
-                     [(name, summarize(m["values"]) if m["values"] else "-", m.get("unit", ""))
-                      for name, m in record["metrics"].items()])
+  lines += _md_table(("metric", "value (mean ± sd)", "unit", "read by claims"),
+                     [(name, summarize(m["values"]) if m["values"] else "-", m.get("unit", ""),
+                       ", ".join(read_by.get(name, ()))) for name, m in record["metrics"].items()])
   figures = _save_figures(record, out_dir)
   if figures:
     lines += ["", "### Figures", ""] + [f"![{f}]({f})" for f in figures]
   return lines + [""]
+
+
+def _metrics_read(outcome: Mapping[str, Any], shown: int = 3) -> str:
+  """The metrics a claim's check read (outcomes of older records do not list them)."""
+  names = outcome.get("metrics", [])
+  return ", ".join(names[:shown]) + (f" (+{len(names) - shown} more)" if len(names) > shown else "")
 
 
 def _multi_run(record_list: Sequence[Mapping[str, Any]]) -> list[str]:

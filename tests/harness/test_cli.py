@@ -145,5 +145,28 @@ def test_report_single_and_multi(blessed, tmp_path):
   assert result.returncode == 0, result.stderr
   text = (tmp_path / "rep" / "report.md").read_text()
   assert "Side by side" in text and "variance_is_one" in text and "mc_variance/normal" in text
+  # claims and metrics are linked both ways: what each claim read, which claims read each metric
+  claim_row = next(line for line in text.splitlines() if line.startswith("| variance_is_one"))
+  assert "mc_variance/normal" in claim_row
+  metric_rows = [line for line in text.splitlines() if line.startswith("| mc_variance/normal")]
+  assert any("variance_is_one" in row for row in metric_rows), metric_rows
   assert (tmp_path / "rep" / "report.html").read_text().count("<table") >= 3
   assert any(p.suffix == ".png" for p in (tmp_path / "rep").iterdir())
+
+
+def test_theory_writes_the_closed_form_entries_and_check_finds_stale_files(tmp_path):
+  from harness import references
+  refs = tmp_path / "refs"
+  shutil.copytree(os.path.join(REPO, "reference_results", "commutativity"), refs / "commutativity")
+  path = refs / "commutativity" / "smoke.json"
+  blob = references.load(str(refs), "commutativity", "smoke")
+  theory = [e for e in blob["entries"] if e["provenance"]["kind"] == "theory"]
+  assert len(theory) == 16
+  stale = dict(blob, entries=[e for e in blob["entries"] if e is not theory[0]])
+  references.write(str(path), stale)
+  result = harness("theory", "--check", f"--references={refs}")
+  assert result.returncode == 1 and "smoke.json" in result.stdout, result.stdout + result.stderr
+  result = harness("theory", f"--references={refs}")
+  assert result.returncode == 0, result.stderr
+  assert references.load(str(refs), "commutativity", "smoke") == blob   # restored, nothing else touched
+  assert harness("theory", "--check", f"--references={refs}").returncode == 0
