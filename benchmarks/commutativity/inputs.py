@@ -39,9 +39,8 @@ def synthetic_points(correlations: Sequence[float], dim: int) -> np.ndarray:
 
 def standardize_images(images: np.ndarray) -> np.ndarray:
   """uint8 images -> flat float64 rows with mean 0 and x.x/d = 1 each."""
-  x = images.reshape(len(images), -1).astype(np.float64) / 255.0
-  x = x - x.mean(axis=1, keepdims=True)
-  return x / np.sqrt(np.mean(x * x, axis=1, keepdims=True))
+  from harness.data.preprocess import normalize_images  # pylint: disable=import-outside-toplevel
+  return normalize_images(images.reshape(len(images), -1).astype(np.float64) / 255.0, scale="rms")
 
 
 def make_inputs(config: CommutativityConfig, ctx) -> Inputs:

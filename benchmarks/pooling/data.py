@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -33,7 +32,5 @@ def theory_inputs(ctx, n_train: int, n_test: int, downsample: int, dtype: str) -
   train = ctx.load_dataset("cifar10", split="train", pool=n_train)
   test = ctx.load_dataset("cifar10", split="test", pool=n_test)
   tr, te = data.preprocess(train, test, downsample=downsample, targets="onehot", dtype="float64")
-  x = np.concatenate([tr.x, te.x])
-  flat = x.reshape(len(x), -1)
-  x = x / np.linalg.norm(flat, axis=1).reshape((-1,) + (1,) * (x.ndim - 1)) * math.sqrt(flat.shape[1])
+  x = data.normalize_images(np.concatenate([tr.x, te.x]), center=False, scale="rms")
   return x.astype(dtype), tr.y

@@ -14,12 +14,12 @@ from harness.data.catalog import DATASETS, DatasetSpec
 from harness.data.errors import DataError
 from harness.data.loader import load
 from harness.data.mirrors import ENV_VAR as MIRRORS_ENV_VAR, Mirror, parse_mirrors, resolve_mirrors
-from harness.data.preprocess import Arrays, average_pool, preprocess, targets_from_labels, zca_matrix
+from harness.data.preprocess import Arrays, average_pool, normalize_images, preprocess, targets_from_labels, zca_matrix
 from harness.data.split import Split, describe
 from harness.data.subsets import choose, splitmix64
 
 __all__ = [
     "DATASETS", "DatasetSpec", "DataError", "load", "MIRRORS_ENV_VAR", "Mirror", "parse_mirrors",
-    "resolve_mirrors", "Arrays", "average_pool", "preprocess", "targets_from_labels", "zca_matrix", "Split",
+    "resolve_mirrors", "Arrays", "average_pool", "normalize_images", "preprocess", "targets_from_labels", "zca_matrix", "Split",
     "describe", "choose", "splitmix64",
 ]

@@ -61,10 +61,19 @@ def channel_stats(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return mean, np.maximum(std, MIN_STD)
 
 
-def normalize_images(x: np.ndarray) -> np.ndarray:
-  """Each row of (n, d) to zero mean and unit L2 norm (Lee et al. 2020 code, before ZCA)."""
-  x = x - x.mean(axis=1, keepdims=True)
-  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), MIN_STD)
+def normalize_images(x: np.ndarray, center: bool = True, scale: str = "unit") -> np.ndarray:
+  """Each image (row of (n, ...)) rescaled on its own: centred to mean 0 (if `center`), then to unit L2 norm
+  (scale "unit", Lee et al. 2020 code, before ZCA) or to x.x/d = 1, i.e. norm sqrt(d) (scale "rms", the
+  normalisation under which an infinite-width net's input covariance has unit diagonal)."""
+  if scale not in ("unit", "rms"):
+    raise ValueError(f"scale must be unit or rms, got {scale!r}")
+  flat = x.reshape(len(x), -1)
+  if center:
+    flat = flat - flat.mean(axis=1, keepdims=True)
+  norm = np.linalg.norm(flat, axis=1, keepdims=True)
+  if scale == "rms":
+    norm = norm / np.sqrt(flat.shape[1])
+  return (flat / np.maximum(norm, MIN_STD)).reshape(x.shape)
 
 
 def zca_matrix(x_train: np.ndarray, zca_reg: float) -> np.ndarray:

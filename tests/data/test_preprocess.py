@@ -86,6 +86,21 @@ def test_image_norm_rows_zero_mean_unit_norm():
   np.testing.assert_allclose(np.linalg.norm(train.x, axis=1), 1, rtol=1e-12)
 
 
+def test_normalize_images_per_image_scales():
+  x = np.random.default_rng(8).normal(2.0, 3.0, (5, 4, 4, 3))
+  rms = data.normalize_images(x, scale="rms")
+  flat = rms.reshape(5, -1)
+  assert rms.shape == x.shape
+  np.testing.assert_allclose(flat.mean(axis=1), 0, atol=1e-12)
+  np.testing.assert_allclose(np.mean(flat * flat, axis=1), 1, rtol=1e-12)   # x.x/d = 1
+  kept = data.normalize_images(x, center=False, scale="rms").reshape(5, -1)
+  np.testing.assert_allclose(kept / np.linalg.norm(kept, axis=1, keepdims=True),
+                             x.reshape(5, -1) / np.linalg.norm(x.reshape(5, -1), axis=1, keepdims=True), rtol=1e-12)
+  np.testing.assert_allclose(np.linalg.norm(data.normalize_images(x).reshape(5, -1), axis=1), 1, rtol=1e-12)
+  with pytest.raises(ValueError, match="scale"):
+    data.normalize_images(x, scale="max")
+
+
 def test_average_pool_by_two_is_mean_of_blocks():
   rng = np.random.default_rng(7)
   images = rng.integers(0, 256, (3, 8, 6, 3), dtype=np.uint8)
