@@ -11,6 +11,7 @@ import numpy as np
 import keras
 from keras import ops
 
+from harness import seeding
 from harness.nets import _kernel_math
 from harness.nets import _parameterization
 
@@ -30,7 +31,7 @@ def conv_geometry(size: int, filter_size: int, strides: int, padding: str) -> tu
 
 def layer_seed(model_seed: int, index: int) -> int:
   """Seed of the `index`-th affine layer of a model built with `model_seed` (31-bit, for Keras initializers)."""
-  return int(np.random.SeedSequence([int(model_seed), int(index)]).generate_state(1)[0] & 0x7FFFFFFF)
+  return seeding.seed31(model_seed, index)
 
 
 class _Affine(keras.layers.Layer):
