@@ -12,6 +12,11 @@ does not abstract:
                           `conv_stencil`)
   has_accelerator()       whether kernels run on a GPU/TPU (then one call per block, no host threads)
   jacobian(fn, params, x) per-example Jacobians of fn(params, x) (b, k) w.r.t. each parameter (empirical NTK)
+  train_step(loss_fn, update_fn, jit_compile)
+                          a compiled training step step(params, state, non_trainable, x, y) -> (params, state,
+                          non_trainable, loss): the gradient of loss_fn(params, non_trainable, x, y) -> (loss,
+                          non_trainable) w.r.t. params, then update_fn(params, grads, state) -> (params, state)
+                          (harness/online.py; tf.function with XLA or not / jax.jit with the state donated)
   devices()               the devices kernel tiles are spread over (accelerators, else logical CPU devices)
   device_scope(device)    context placing work on one of them
   eager()                 context running compiled functions op by op (no tracing or XLA compilation)

@@ -61,6 +61,23 @@ def jacobian(fn: Callable, params: list, x) -> list:
   return jax.jacrev(fn, argnums=0)(params, x)
 
 
+def train_step(loss_fn: Callable, update_fn: Callable, jit_compile: bool = True) -> Callable:
+  """step(params, state, non_trainable, x, y) -> (params, state, non_trainable, loss): jax.value_and_grad of
+  loss_fn w.r.t. params, then update_fn, under jax.jit with params, state and non_trainable donated (the caller
+  passes buffers it no longer needs); on CPU with harness.nets.backends' vector width. `jit_compile` is
+  TensorFlow's switch: JAX always compiles with XLA."""
+  del jit_compile
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def step(params, state, non_trainable, x, y):
+    (loss, non_trainable), grads = grad_fn(params, non_trainable, x, y)
+    params, state = update_fn(params, grads, state)
+    return params, state, non_trainable, loss
+
+  options = {} if jax.default_backend() != "cpu" else {"compiler_options": backends.cpu_compiler_options()}
+  return jax.jit(step, donate_argnums=(0, 1, 2), **options)
+
+
 def devices() -> list:
   """Devices kernel tiles may go to: those of JAX's default backend (GPUs/TPUs, or the host CPU devices)."""
   return list(jax.devices())

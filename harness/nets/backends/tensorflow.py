@@ -119,6 +119,55 @@ def jacobian(fn: Callable, params: list, x) -> list:
   return tape.jacobian(y, params, experimental_use_pfor=True)
 
 
+def train_step(loss_fn: Callable, update_fn: Callable, jit_compile: bool = True) -> Callable:
+  """step(params, state, non_trainable, x, y) -> (params, state, non_trainable, loss), one tf.function
+  (XLA-compiled when `jit_compile`): the tape's gradient of loss_fn w.r.t. params (tensors, not variables: the
+  step is a pure function of its inputs, as under JAX), then update_fn. Called through its concrete function on
+  the flattened arguments (`_Compiled`'s reason: a tf.function call's argument matching costs about as much as
+  a small step)."""
+
+  def step(params, state, non_trainable, x, y):
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(params)
+      loss, non_trainable = loss_fn(params, non_trainable, x, y)
+    grads = tape.gradient(loss, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    params, state = update_fn(params, grads, state)
+    return params, state, non_trainable, loss
+
+  return _FlatStep(step, jit_compile)
+
+
+class _FlatStep:
+  """A tf.function of nested tensor arguments, called as a concrete function of the flat list of them."""
+
+  def __init__(self, step: Callable, jit_compile: bool):
+    self._step = step
+    self._jit_compile = jit_compile
+    self._concrete = {}
+
+  def __call__(self, *args):
+    if running_eagerly():
+      return self._step(*args)
+    flat = tf.nest.flatten(args)
+    # one trace per (argument counts, shapes, dtypes): the structure of a train step's arguments is fixed
+    key = (tuple(len(tf.nest.flatten(a)) for a in args), tuple((tuple(a.shape), a.dtype) for a in flat))
+    entry = self._concrete.get(key)
+    if entry is None:
+      structure = args
+      out_structure = []
+
+      def flat_step(*flat_args):
+        out = self._step(*tf.nest.pack_sequence_as(structure, list(flat_args)))
+        out_structure.append(out)
+        return tf.nest.flatten(out)
+
+      function = tf.function(flat_step, jit_compile=self._jit_compile, autograph=False)
+      concrete = function.get_concrete_function(*flat)
+      entry = self._concrete.setdefault(key, (concrete, out_structure[0]))
+    concrete, out_structure = entry
+    return tf.nest.pack_sequence_as(out_structure, concrete(*flat))
+
+
 def devices() -> list[str]:
   """Logical devices kernel tiles may go to: every GPU/TPU, else every logical CPU device."""
   for kind in ("GPU", "TPU", "CPU"):
