@@ -109,6 +109,7 @@ class OnlineResult:
   steps_done: int
   diverged: bool
   train_s: float  # wall seconds of the update steps (with the first step's compilation), not the evaluations
+  segment_s: tuple[float, ...] = ()  # per logged step, the seconds of the updates since the previous one
 
   def train_loss_at_logged_steps(self, window: int = 1) -> tuple[float, ...]:
     """Mean training loss of the `window` batches before each logged step (NaN at step 0)."""
@@ -297,7 +298,7 @@ def train_online(model: keras.Model, stream: Iterable[tuple[np.ndarray, np.ndarr
   losses: list[float] = []
   pending: list = []  # per-step losses still on the device (read back at the next logged step)
   first_shapes = None
-  diverged, train_s, t = False, 0.0, 0
+  diverged, segments, t = False, [], 0
 
   def log(step: int) -> bool:
     """Scores the evaluation set; False when training has diverged."""
@@ -331,7 +332,7 @@ def train_online(model: keras.Model, stream: Iterable[tuple[np.ndarray, np.ndarr
         t += 1
       losses.extend(float(backend.to_numpy(l)) for l in pending)  # waits for the steps (JAX dispatches ahead)
       pending.clear()
-      train_s += time.perf_counter() - start
+      segments.append(time.perf_counter() - start)
       if not log(t):
         diverged = True
         break
@@ -341,7 +342,7 @@ def train_online(model: keras.Model, stream: Iterable[tuple[np.ndarray, np.ndarr
     for variable, value in zip(model.non_trainable_variables, non_trainable):
       variable.assign(value)
   return OnlineResult(tuple(steps_out), tuple(test_loss), tuple(test_accuracy), np.asarray(losses, np.float64),
-                      predictions, t, diverged, train_s)
+                      predictions, t, diverged, float(sum(segments)), tuple(segments))
 
 
 __all__ = ["LOSSES", "OPTIMIZERS", "OnlineConfig", "OnlineResult", "StreamExhausted", "batch_loss",

@@ -173,6 +173,7 @@ def test_predictions_kept_at_logged_steps_and_step_zero_loss(loss):
   final = np.asarray(keras.ops.convert_to_numpy(model(eval_x)))
   np.testing.assert_allclose(result.predictions[steps], final, rtol=1e-5, atol=1e-6)  # weights written back
   assert result.train_loss.shape == (steps,)
+  assert len(result.segment_s) == len(result.steps) and result.train_s == pytest.approx(sum(result.segment_s))
 
 
 def test_xent_integer_and_one_hot_labels_train_alike():

@@ -1,5 +1,7 @@
-"""Prints the kernel-throughput table after `pytest benchmarks/perf` (see test_kernel_throughput.py)."""
+"""Prints the kernel-throughput and online-training tables after `pytest benchmarks/perf` (see
+test_kernel_throughput.py and test_online_throughput.py)."""
 from benchmarks.perf import test_kernel_throughput as throughput
+from benchmarks.perf import test_online_throughput as online_throughput
 from harness import nets
 
 nets.configure_xla_cpu()  # the settings `harness run` uses, before the first XLA compilation
@@ -10,6 +12,7 @@ def _format(value, spec: str) -> str:
 
 
 def pytest_terminal_summary(terminalreporter):
+  _online_table(terminalreporter.write_line)
   rows = throughput.RESULTS
   if not rows:
     return
@@ -25,3 +28,20 @@ def pytest_terminal_summary(terminalreporter):
           f"{row['gflops_per_s']:9.2f} {row['first_call_s']:12.2f} {_format(row['nt_entries_per_s'], '12.2f')} "
           f"{_format(row['ratio_to_nt'], '7.2f')}")
   write("NT figures: tools/nt_oracle/nt_baseline.json (neural-tangents, float64, jax.jit, same machine).")
+
+
+def _online_table(write):
+  rows = online_throughput.RESULTS
+  if not rows:
+    return
+  write("")
+  write(f"online training throughput (steady state; batch {online_throughput.BATCH}, muP MLP width "
+        f"{online_throughput.WIDTH} on 8x8x3; target >= {online_throughput.TARGET_RATIO:g} x Keras)")
+  header = (f"{'case':12s} {'backend':10s} {'jit':5s} {'online steps/s':>14s} {'keras steps/s':>13s} {'ratio':>6s} "
+            f"{'online warm s':>13s} {'keras warm s':>12s}")
+  write(header)
+  write("-" * len(header))
+  for row in rows:
+    write(f"{row['case']:12s} {row['backend']:10s} {str(row['jit_compile']):5s} {row['online_steps_per_s']:14.1f} "
+          f"{row['keras_steps_per_s']:13.1f} {row['ratio']:6.2f} {row['online_warmup_s']:13.2f} "
+          f"{row['keras_warmup_s']:12.2f}")
