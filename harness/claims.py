@@ -272,24 +272,28 @@ class PowerLawSlope(TableCheck):
 
   Per-seed metrics: the slope is fitted per seed and averaged, with a Student-t interval over seeds;
   deterministic metrics: one least-squares fit of the values, with the fit's t interval
-  (harness.stats.fit_power_law). The interval is reported; the estimate decides.
+  (harness.stats.fit_power_law). The estimate decides; with `ci_inside`, the whole confidence interval must
+  lie in `interval` (e.g. interval (-inf, 0): a slope significantly below 0).
   """
   x: str = ""
   interval: tuple[float, float] = (-math.inf, math.inf)
   confidence: float = 0.95
+  ci_inside: bool = False
 
   def _labels_used(self):
     return (self.x,)
 
   def describe(self) -> str:
-    return f"power-law slope vs {self.x} in [{self.interval[0]:g}, {self.interval[1]:g}]: {self._scope()}"
+    what = f"its {self.confidence:.0%} confidence interval" if self.ci_inside else "power-law slope"
+    return f"{what} vs {self.x} in [{self.interval[0]:g}, {self.interval[1]:g}]: {self._scope()}"
 
   def check_group(self, label, table):
     series = _finite_series(table, self.x)
     if len(series) < 3:
       return False, f"{_prefix(label)}fewer than 3 points for a slope"
     estimate, ci = power_law_slope(series, self.confidence)
-    ok = self.interval[0] <= estimate <= self.interval[1]
+    inside = lambda v: self.interval[0] <= v <= self.interval[1]
+    ok = inside(ci[0]) and inside(ci[1]) if self.ci_inside else inside(estimate)
     return ok, f"{_prefix(label)}slope {estimate:.3f} ({self.confidence:.0%} CI {ci[0]:.3f}..{ci[1]:.3f})"
 
 

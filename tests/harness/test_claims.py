@@ -73,6 +73,11 @@ def test_power_law_slope_per_seed_and_deterministic():
   deterministic = {GRID.name(act="relu", n=n, L=n): one(n ** -1.0) for n in (16, 64, 256)}
   diagonal = claims.PowerLawSlope(GRID, x="n", interval=(-1.01, -0.99), where={"L": SameAs("n")})
   assert diagonal.evaluate(deterministic).passed
+  below_zero = claims.PowerLawSlope(GRID, x="n", interval=(-math.inf, 0.0), where={"L": LARGEST}, ci_inside=True)
+  assert below_zero.evaluate(per_seed).passed
+  noisy = _grid(noise=(0.2, 1.0, 3.0, 0.5))   # slopes scattered by seed: the interval reaches above 0
+  noisy.update({GRID.name(act="relu", n=256, L=64): Metric([1 / 16 * e for e in (5.0, 0.05, 0.1, 4.0)], [0, 1, 2, 3])})
+  assert not below_zero.evaluate(noisy).passed
   slope, ci = claims.power_law_slope([(n, one(n ** -1.0)) for n in (16, 64, 256)])
   assert slope == pytest.approx(-1.0) and ci[0] <= slope <= ci[1]
 
