@@ -17,6 +17,7 @@ from harness.data.errors import DataError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR5M_PART_SIZE = 1_000_448  # images per part{k}.npz (Nakkiran et al. 2021, arXiv 2010.08127)
+CIFAR5M_PARTS = {"train": (0, 1, 2, 3, 4), "test": (5,)}  # part{k}.npz files of each split, in official order
 
 _CIFAR10_ID = re.compile(rb"^(train|test)_(\d+)$")
 
@@ -46,6 +47,9 @@ class DatasetSpec:
   tfds_module: module to import so that TFDS knows the builder (a builder defined in this project).
   split_sizes: official number of examples per split (the default pool is a whole split).
   index_columns: TFDS features read to recover official indices; official_indices maps them.
+  mirror_keys: the npz arrays of a mirror shard holding (images, labels).
+  mirror_parts: None: a mirror's shards of split s are the files `s*.npz`; else {split: part numbers}: its
+    shards are `part{k}.npz` for those k, in that order (CIFAR-5m's published files, see mirrors.py).
   """
   dataset_id: str
   num_classes: int
@@ -55,6 +59,8 @@ class DatasetSpec:
   tfds_module: str | None = None
   index_columns: tuple[str, ...] = ("id",)
   official_indices: Callable[[str, Mapping[str, np.ndarray]], np.ndarray] | None = None
+  mirror_keys: tuple[str, str] = ("images", "labels")
+  mirror_parts: Mapping[str, tuple[int, ...]] | None = None
   note: str = ""
 
 
@@ -73,6 +79,7 @@ DATASETS: dict[str, DatasetSpec] = {
         split_sizes={"train": 5 * CIFAR5M_PART_SIZE, "test": CIFAR5M_PART_SIZE},
         tfds_name="cifar5m", tfds_module="harness.data.cifar5m",
         index_columns=("id", "index"), official_indices=index_feature,
+        mirror_keys=("X", "Y"), mirror_parts=CIFAR5M_PARTS,
         note="CIFAR-5m (Nakkiran, Neyshabur & Sedghi 2021): train = part0..part4, test = part5"),
 }
 

@@ -21,7 +21,7 @@ from etils import epath
 
 from harness.data import catalog
 
-PARTS = {"train": (0, 1, 2, 3, 4), "test": (5,)}
+PARTS = catalog.CIFAR5M_PARTS
 IMAGE_SHAPE = (32, 32, 3)
 
 _CITATION = """\

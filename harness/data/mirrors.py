@@ -8,11 +8,16 @@ downloaded for it.
 Folder format (shared/data/README.md): `train*.npz` and `test*.npz` shards, each holding `images` (uint8,
 N x H x W x C, NHWC RGB) and `labels` (int64, N). The shards of a split, in name order (numbers inside names
 compared as numbers, so train_2 < train_10), hold the official examples 0, 1, 2, ... in order: a mirror is
-always a prefix of its split. The folder's README.md lists `<sha256>  <filename>` lines in a fenced code
-block; every shard of a split is checked against it before any of that split is used (a missing README,
-a shard without a listed hash, a listed shard that is absent, or a mismatch are errors). Verified hashes are
-cached per process, keyed by path, size and mtime. A split's checksum is sha256 over its sorted
-`name:sha256` lines; it goes into the run record.
+always a prefix of its split.
+CIFAR-5m mirrors (`DatasetSpec.mirror_parts`) are instead a folder of the published files themselves,
+`part0.npz` .. `part5.npz` with arrays `X` (uint8, N x 32 x 32 x 3) and `Y` (labels): train = part0..part4,
+test = part5 (harness/data/cifar5m.py). The parts present must be a prefix of the split's (part0, part1, ...
+without a gap); labels of any integer dtype are served as int64.
+The folder's README.md lists `<sha256>  <filename>` lines in a fenced code block; every shard of a split is
+checked against it before any of that split is used (a missing README, a shard without a listed hash, a listed
+shard that is absent, or a mismatch are errors). Verified hashes are cached per process, keyed by path, size
+and mtime. A split's checksum is sha256 over its sorted `name:sha256` lines; it goes into the run record.
+Shard sizes and array shapes come from the .npy headers (harness/data/npz.py), not from loading the arrays.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from harness.data import catalog
+from harness.data import catalog, npz
 from harness.data.errors import DataError
 
 ENV_VAR = "HARNESS_MIRRORS"
@@ -89,9 +94,10 @@ def file_sha256(path: str) -> str:
   key = (os.path.realpath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
   if key not in _verified_sha256:
     digest = hashlib.sha256()
+    buffer = memoryview(bytearray(HASH_CHUNK_BYTES))  # one buffer reused: memory stays HASH_CHUNK_BYTES
     with open(path, "rb") as f:
-      for chunk in iter(lambda: f.read(HASH_CHUNK_BYTES), b""):
-        digest.update(chunk)
+      while got := f.readinto(buffer):
+        digest.update(buffer[:got])
     _verified_sha256[key] = digest.hexdigest()
   return _verified_sha256[key]
 
@@ -136,14 +142,37 @@ class Mirror:
   def source(self) -> str:
     return f"mirror:{self.folder}"
 
+  def shard_names(self, split: str) -> list[str]:
+    """The split's shard files present in the folder, in official order (not yet verified)."""
+    catalog.check_split(self.spec, split)
+    present = set(os.listdir(self.folder))
+    if self.spec.mirror_parts is None:
+      names = sorted((n for n in present if _is_shard_of(n, split)), key=_natural_key)
+      if not names:
+        raise DataError(f"mirror {self.folder} holds no {split}*.npz shards for {self.dataset_id}")
+      return names
+    wanted = [f"part{k}.npz" for k in self.spec.mirror_parts[split]]
+    held = [n in present for n in wanted]
+    if not held[0]:
+      raise DataError(f"mirror {self.folder} holds no {wanted[0]} for {self.dataset_id} {split} "
+                      f"({split} = {', '.join(wanted)})")
+    count = held.index(False) if False in held else len(held)
+    if any(held[count:]):
+      raise DataError(f"mirror {self.folder}: {wanted[count]} is missing but later parts of {self.dataset_id} "
+                      f"{split} are there (a mirror holds a prefix of its split: {', '.join(wanted)})")
+    return wanted[:count]
+
+  def _is_listed_shard(self, name: str, split: str) -> bool:
+    if self.spec.mirror_parts is None:
+      return _is_shard_of(name, split)
+    return name in {f"part{k}.npz" for k in self.spec.mirror_parts[split]}
+
   def shards(self, split: str) -> list[Shard]:
     """The split's shards in official order, each verified against the README's sha256."""
     if split not in self._shards:
-      names = sorted((n for n in os.listdir(self.folder) if _is_shard_of(n, split)), key=_natural_key)
-      if not names:
-        raise DataError(f"mirror {self.folder} holds no {split}*.npz shards for {self.dataset_id}")
+      names = self.shard_names(split)
       listed = read_readme_checksums(self.folder)
-      absent = sorted(n for n in listed if _is_shard_of(n, split) and n not in names)
+      absent = sorted(n for n in listed if self._is_listed_shard(n, split) and n not in names)
       if absent:
         raise DataError(f"mirror {self.folder}: {README} lists {', '.join(absent)} but the file is missing")
       shards, start = [], 0
@@ -154,11 +183,22 @@ class Mirror:
         actual = file_sha256(path)
         if actual != listed[name]:
           raise DataError(f"checksum mismatch for {path}: expected sha256 {listed[name]}, actual {actual}")
-        size = len(self._load_member(path, "labels"))
+        size = self.member_headers(path)[1].rows
         shards.append(Shard(name=name, path=path, sha256=actual, start=start, size=size))
         start += size
       self._shards[split] = shards
     return self._shards[split]
+
+  def member_headers(self, path: str) -> tuple[npz.MemberHeader, npz.MemberHeader]:
+    """(images, labels) .npy headers of one shard, checked: uint8 (N, H, W, C) images and N integer labels."""
+    image_key, label_key = self.spec.mirror_keys
+    images, labels = npz.member_header(path, image_key), npz.member_header(path, label_key)
+    if images.dtype != np.uint8 or len(images.shape) != 4 or len(labels.shape) != 1 or images.rows != labels.rows:
+      raise DataError(f"{path}: {image_key!r} must be uint8 (N, H, W, C) and {label_key!r} (N,), got "
+                      f"{image_key} {images.dtype} {images.shape}, {label_key} {labels.dtype} {labels.shape}")
+    if labels.dtype.kind not in "iu":
+      raise DataError(f"{path}: labels {label_key!r} must be integers, got {labels.dtype}")
+    return images, labels
 
   def capacity(self, split: str) -> int:
     """How many official examples (0..capacity-1) the mirror holds for the split."""
@@ -174,7 +214,7 @@ class Mirror:
     """Labels of official examples 0..pool-1."""
     if split not in self._labels:
       self._labels[split] = np.concatenate(
-          [self._load_member(s.path, "labels") for s in self.shards(split)]).astype(np.int64)
+          [self._load_member(s.path, self.spec.mirror_keys[1]) for s in self.shards(split)]).astype(np.int64)
     return self._labels[split][:pool]
 
   def read(self, split: str, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -190,8 +230,8 @@ class Mirror:
       rows = np.nonzero((indices >= shard.start) & (indices < shard.start + shard.size))[0]
       if not len(rows):
         continue
-      shard_images = self._load_member(shard.path, "images")
-      shard_labels = self._load_member(shard.path, "labels")
+      shard_images = self._load_member(shard.path, self.spec.mirror_keys[0])
+      shard_labels = self._load_member(shard.path, self.spec.mirror_keys[1])
       if shard_images.dtype != np.uint8 or shard_images.ndim != 4 or len(shard_images) != shard.size:
         raise DataError(f"{shard.path}: 'images' must be uint8 (N, H, W, C) with N = len(labels) = {shard.size}, "
                         f"got {shard_images.dtype} {shard_images.shape}")
@@ -202,10 +242,10 @@ class Mirror:
     assert images is not None  # every index lies in some shard (checked above)
     return images, labels
 
-  @staticmethod
-  def _load_member(path: str, key: str) -> np.ndarray:
+  def _load_member(self, path: str, key: str) -> np.ndarray:
     try:
-      with np.load(path, allow_pickle=False) as npz:
-        return npz[key]
+      with np.load(path, allow_pickle=False) as arrays:
+        return arrays[key]
     except KeyError:
-      raise DataError(f"{path} has no array {key!r} (expected 'images' and 'labels')") from None
+      expected = " and ".join(map(repr, self.spec.mirror_keys))
+      raise DataError(f"{path} has no array {key!r} (expected {expected})") from None

@@ -25,17 +25,20 @@ def sha256_of(path: str) -> str:
 
 
 def write_mirror(folder: str, shards: dict[str, tuple[np.ndarray, np.ndarray]],
-                 listed: Sequence[str] | None = None, override: dict[str, str] | None = None) -> dict[str, str]:
+                 listed: Sequence[str] | None = None, override: dict[str, str] | None = None,
+                 compressed: bool = False, keys: tuple[str, str] = ("images", "labels")) -> dict[str, str]:
   """Writes shards {filename: (images, labels)} and a README whose fenced block lists their sha256.
 
-  listed: the filenames the README lists (default all); override: {filename: sha256 to write instead}.
+  listed: the filenames the README lists (default all); override: {filename: sha256 to write instead};
+  compressed: np.savez_compressed instead of np.savez; keys: the arrays' names (CIFAR-5m parts: X, Y).
   Returns the true {filename: sha256}.
   """
   os.makedirs(folder, exist_ok=True)
+  save = np.savez_compressed if compressed else np.savez
   sums = {}
   for name, (images, labels) in shards.items():
     path = os.path.join(folder, name)
-    np.savez(path, images=images, labels=labels)
+    save(path, **{keys[0]: images, keys[1]: labels})
     sums[name] = sha256_of(path)
   lines = [f"{(override or {}).get(name, sums[name])}  {name}" for name in (listed if listed is not None else sums)]
   with open(os.path.join(folder, "README.md"), "w") as f:
