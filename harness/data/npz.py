@@ -8,8 +8,9 @@ parses a member's .npy header (numpy.lib.format: magic, then the header dict) wi
     plain file object (no zip layer, works for zip64 members such as the 3 GB CIFAR-5m parts);
   - compressed members (np.savez_compressed): read through the zip module's decompressing stream; rows before
     `start` are decompressed and discarded chunk by chunk.
-Memory: the rows asked for, plus (compressed members) a few pieces of `READ_PIECE_BYTES` in the zip module. Fortran-order and object arrays
-cannot be read by rows and are refused. Every failure is a one-line DataError naming the file.
+Memory: the rows asked for, plus (compressed members) a few pieces of `READ_PIECE_BYTES` in the zip module.
+Fortran-order and object arrays cannot be read by rows and are refused. Every failure is a one-line DataError
+naming the file.
 """
 from __future__ import annotations
 
