@@ -41,7 +41,10 @@ def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dty
   tier = experiment.tier(tier_name)
   config = tier.config()
   if n_seeds is not None and hasattr(config, "seeds") and dataclasses.is_dataclass(config):
-    config = dataclasses.replace(config, seeds=resolve_seeds(config, n_seeds))
+    try:
+      config = dataclasses.replace(config, seeds=resolve_seeds(config, n_seeds))
+    except ValueError as e:  # the tier's config refuses that many seeds (e.g. its ensembles need a multiple)
+      raise HarnessError(f"--seeds={n_seeds}: {e}") from None
   seeds = resolve_seeds(config, None)
   dtype = resolve_dtype(config, dtype)
   if dataclasses.is_dataclass(config) and hasattr(config, "dtype"):

@@ -23,8 +23,9 @@ def test_tier_docstring_must_state_command_and_result_but_not_the_runtime():
 
 def test_experiments_are_the_folders_of_benchmarks():
   modules = [m for m in registry.experiment_modules() if m.startswith("benchmarks.")]
-  assert modules == ["benchmarks.commutativity.experiment", "benchmarks.pooling.experiment"]
-  assert set(registry.load_all()) >= {"commutativity", "pooling"}
+  assert modules == ["benchmarks.commutativity.experiment", "benchmarks.pooling.experiment",
+                     "benchmarks.width_consistency.experiment"]
+  assert set(registry.load_all()) >= {"commutativity", "pooling", "width_consistency"}
 
 
 def test_tier_name_is_checked():
@@ -52,6 +53,28 @@ def test_unknown_experiment_and_tier():
       registry.get("toy").tier("paper")
   finally:
     registry.unregister("toy")
+
+
+def test_a_seed_count_the_config_refuses_is_a_user_error():
+  @dataclasses.dataclass(frozen=True)
+  class Pairs:
+    seeds: tuple[int, ...] = (0, 1)
+
+    def __post_init__(self):
+      if len(self.seeds) % 2:
+        raise ValueError("seeds come in pairs")
+
+  @registry.tier("smoke", hardware="cpu", expected_runtime_s=1)
+  def smoke():
+    """Command: x. Expected result: y."""
+    return Pairs()
+
+  registry.register(dataclasses.replace(toy_experiment.EXPERIMENT, name="pairs", tiers=(smoke,)))
+  try:
+    with pytest.raises(HarnessError, match="--seeds=3: seeds come in pairs"):
+      runner.run("pairs", "smoke", n_seeds=3, verbose=False)
+  finally:
+    registry.unregister("pairs")
 
 
 def test_seed_and_dtype_overrides():

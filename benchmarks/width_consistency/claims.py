@@ -1,0 +1,137 @@
+"""The claims of `width_consistency` (Vyas et al. 2023, arXiv 2305.18411, abstract), over its families.
+
+Asserted at the smoke tier: what its 4 widths x 4 seeds resolve (muP's learning-rate transfer, the loss curves of
+the two widest nets, D_N falling with width, the coordinate check). The variance slope, the ensemble comparisons
+and the standard parameterization's moving rate need the small tier's widths and seeds: reported at smoke,
+asserted where resolved.
+"""
+from __future__ import annotations
+
+import math
+
+from harness import claims
+from harness.families import LARGEST
+
+from benchmarks.width_consistency import families as F
+
+RESOLVING_TIERS = ("small", "paper")
+CLAIM_ALPHA = 0.01
+LR_TRANSFER_STEPS = 1          # muP: best base rate the same at every width within one grid step
+LOSS_CURVE_RTOL = 0.02         # two widest muP nets: mean test loss within 2% at every logged step (seed sd ~0.5%)
+VARIANCE_SLOPE = (-1.3, -0.7)  # theory -1: the initialisation-dependent output variance is O(1/N)
+SP_RATE_MIN_SHIFT = 1          # standard parameterization: the widest net's best rate at least a grid step lower
+MUP_COORDINATE_MAX_RATIO = 1.3  # muP: max/min over widths of a layer's mean |h| at every step <= this (init: ~1.1)
+
+
+def _best_rate_spread(view) -> tuple[bool, str]:
+  table = view.of(F.BEST_LOG2_LR).select(param="mup")
+  if not len(table):
+    raise claims.MissingMetric("no best_log2_lr/mup metrics")
+  widths, rates = table.means("N")
+  spread = max(rates) - min(rates)
+  return spread <= LR_TRANSFER_STEPS, "muP best log2 rate by width: " + ", ".join(
+      f"{w}: {r:g}" for w, r in zip(widths, rates)) + f" (spread {spread:g} grid steps)"
+
+
+def _loss_curves_agree(view) -> tuple[bool, str]:
+  table = view.of(F.TEST_LOSS).select(param="mup")
+  widths = table.values("N")
+  if len(widths) < 2:
+    raise claims.MissingMetric("fewer than two widths of test_loss/mup")
+  wide, wider = (dict(table.select(N=w).series("step")) for w in widths[-2:])
+  gaps = {step: abs(wide[step].mean - wider[step].mean) / wider[step].mean for step in wider if step in wide}
+  worst = max(gaps, key=gaps.get)
+  return gaps[worst] <= LOSS_CURVE_RTOL, (f"N={widths[-2]} vs N={widths[-1]}: largest relative gap {gaps[worst]:.4f} "
+                                          f"at step {worst} over {len(gaps)} logged steps")
+
+
+def _mup_coordinates_flat(view) -> tuple[bool, str]:
+  worst, where = 0.0, None
+  for (layer, step), table in view.of(F.COORDINATE).select(param="mup").groups("layer", "step").items():
+    _, means = table.means("N")
+    ratio = max(means) / min(means)
+    if ratio > worst:
+      worst, where = ratio, (layer, step)
+  if where is None:
+    raise claims.MissingMetric("no coordinate_abs_mean/mup metrics")
+  return worst <= MUP_COORDINATE_MAX_RATIO, f"largest max/min over widths {worst:.3f} (layer {where[0]}, step {where[1]})"
+
+
+def _ensemble_bias(view) -> tuple[bool, str]:
+  """The narrowest width's ensembles (largest K; group i = the i-th K consecutive seeds) against the widest single
+  nets (one-sided Welch), and against the mean loss of their own members (one-sided paired t: what ensembling
+  removes)."""
+  from harness import stats  # pylint: disable=import-outside-toplevel
+  table = view.of(F.ENSEMBLE_LOSS).select(param="mup")
+  widths, sizes = table.values("N"), table.values("K")
+  if len(widths) < 2 or len(sizes) < 2:
+    raise claims.MissingMetric("ensemble_test_loss/mup needs two widths and two ensemble sizes")
+  k = sizes[-1]
+  ensemble = table.one(N=widths[0], K=k)
+  wide, narrow = table.one(N=widths[-1], K=1), table.one(N=widths[0], K=1)
+  members = [narrow.values[i * k:(i + 1) * k] for i in ensemble.seeds]
+  if any(len(m) != k for m in members):
+    raise claims.MissingMetric(f"the single nets of N={widths[0]} do not cover the ensembles' {k}-seed groups")
+  member_means = [sum(m) / k for m in members]
+  bias = stats.welch_t_test(ensemble.values, wide.values, alternative="greater")
+  gain = stats.paired_t_test(member_means, ensemble.values, alternative="greater")
+  ok = bias.p_value < CLAIM_ALPHA and gain.p_value < CLAIM_ALPHA
+  return ok, (f"N={widths[0]}: members {sum(member_means) / len(member_means):.4f} > ensembles of {k} "
+              f"{ensemble.mean:.4f} (paired p={gain.p_value:.2g}) > N={widths[-1]} single {wide.mean:.4f} "
+              f"(Welch p={bias.p_value:.2g})")
+
+
+def _sp_rate_moves(view) -> tuple[bool, str]:
+  table = view.of(F.BEST_LOG2_LR).select(param="sp")
+  if len(table) < 2:
+    raise claims.MissingMetric("no best_log2_lr/sp metrics")
+  widths, rates = table.means("N")
+  shift = rates[0] - rates[-1]
+  return shift >= SP_RATE_MIN_SHIFT, (f"standard parameterization best log2 rate by width: " + ", ".join(
+      f"{w}: {r:g}" for w, r in zip(widths, rates)) + f" (widest {shift:g} grid steps below the base width's)")
+
+
+_LAST = {"param": "mup", "step": LARGEST}
+
+CLAIMS = (
+    claims.Claim("mup_learning_rate_transfers",
+                 "muP: the best base learning rate is the same at every width (Yang & Hu 2021; tuned at one width, "
+                 "reused at all, as Vyas et al. do)",
+                 claims.Predicate(f"spread of the best log2 base rate over widths <= {LR_TRANSFER_STEPS} grid step",
+                                  _best_rate_spread, reads=(F.BEST_LOG2_LR,))),
+    claims.Claim("standard_parameterization_learning_rate_moves",
+                 "... while in the standard parameterization the best rate falls with width (Yang & Hu 2021: SP's "
+                 "stable rate shrinks like 1/width), so a rate tuned at one width does not transfer",
+                 claims.Predicate(f"best log2 base rate at the widest width <= that at the base width - "
+                                  f"{SP_RATE_MIN_SHIFT}", _sp_rate_moves, reads=(F.BEST_LOG2_LR,)),
+                 tiers=RESOLVING_TIERS),
+    claims.Claim("loss_curves_agree_across_widths",
+                 "muP nets of different widths trained online have nearly identical loss curves (2305.18411 abstract)",
+                 claims.Predicate(f"the two widest nets' mean test loss within {LOSS_CURVE_RTOL:g} (relative) at every "
+                                  "logged step", _loss_curves_agree, reads=(F.TEST_LOSS,))),
+    claims.Claim("predictions_agree_more_with_width",
+                 "muP: pointwise disagreement with the widest net, D_N, falls with width (2305.18411: predictions "
+                 "agree pointwise at realistic widths)",
+                 claims.AllOf((
+                     claims.StepwiseDecrease(F.DISAGREEMENT, along="N", alpha=CLAIM_ALPHA, where=_LAST),
+                     claims.PowerLawSlope(F.DISAGREEMENT, x="N", interval=(-math.inf, 0.0), where=_LAST,
+                                          ci_inside=True)))),
+    claims.Claim("output_variance_is_one_over_width",
+                 "the initialisation-dependent output variance scales like 1/N (2305.18411: the leading finite-width "
+                 "deviation, removed by ensembling)",
+                 claims.PowerLawSlope(F.OUTPUT_VARIANCE, x="N", interval=VARIANCE_SLOPE, where=_LAST),
+                 tiers=RESOLVING_TIERS),
+    claims.Claim("ensembles_of_narrow_nets_lose_to_one_wide_net",
+                 "bias of narrower width: an ensemble of narrow nets is worse than one wide net, though ensembling "
+                 "helps (2305.18411 abstract)",
+                 claims.Predicate("narrowest-width ensembles' test loss above the widest single nets' (one-sided Welch) "
+                                  f"and below their own members' mean (one-sided paired t), alpha {CLAIM_ALPHA:g}",
+                                  _ensemble_bias,
+                                  reads=(F.ENSEMBLE_LOSS,)),
+                 tiers=RESOLVING_TIERS),
+    claims.Claim("mup_coordinates_stay_flat",
+                 "muP: every hidden layer's activation scale stays the same across widths over the first steps (the "
+                 "microsoft/mup coordinate check)",
+                 claims.Predicate(f"max/min over widths of mean |h| <= {MUP_COORDINATE_MAX_RATIO:g} at every layer "
+                                  "and step", _mup_coordinates_flat, reads=(F.COORDINATE,))),
+)

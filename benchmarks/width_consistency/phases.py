@@ -1,0 +1,147 @@
+"""The run of `width_consistency`: learning-rate sweep, training over widths and seeds, coordinate check, and the
+metrics computed from the kept predictions (package docstring)."""
+from __future__ import annotations
+
+import numpy as np
+
+from harness import online, stats
+
+from benchmarks.width_consistency import families as F
+from benchmarks.width_consistency.config import WidthConfig
+from benchmarks.width_consistency.data import Data, load
+
+NUM_CLASSES = 10
+PARAMETERIZATION = {"mup": "mup", "sp": "standard"}   # family label -> harness.nets parameterization
+
+
+def spec(depth: int):
+  """Flatten, `depth` x (Dense, ReLU), Dense readout (harness.nets; w_std = sqrt 2 for ReLU, no bias scale)."""
+  from harness import nets  # pylint: disable=import-outside-toplevel
+  hidden = [nets.Dense(w_std=2.0 ** 0.5, b_std=0.0), nets.Relu()] * depth
+  return nets.serial(nets.Flatten(), *hidden, nets.Dense(w_std=1.0, b_std=0.0))
+
+
+def _model(config: WidthConfig, param: str, width: int, seed: int, input_shape):
+  return spec(config.depth).keras_model(width=width, input_shape=input_shape, num_outputs=NUM_CLASSES,
+                                        parameterization=PARAMETERIZATION[param], seed=seed, dtype=config.dtype)
+
+
+def _multipliers(model, param: str, base_width: int):
+  from harness import nets  # pylint: disable=import-outside-toplevel
+  return nets.mup_lr_multipliers(model, base_width, "sgd") if param == "mup" else None
+
+
+def train(config: WidthConfig, data: Data, param: str, width: int, seed: int, steps: int, log2_lr: float,
+          log_steps) -> tuple[online.OnlineResult, object]:
+  """One net trained online on the shared stream; returns (result, model)."""
+  model = _model(config, param, width, seed, data.train_x.shape[1:])
+  result = online.train_online(
+      model, data.batches(steps, config.batch_size), data.eval_x, data.eval_labels,
+      online.OnlineConfig(steps=steps, learning_rate=2.0 ** log2_lr, momentum=config.momentum, loss="xent"),
+      _multipliers(model, param, config.widths[0]), log_steps=log_steps)
+  return result, model
+
+
+def _final_loss(result: online.OnlineResult) -> float:
+  return result.test_loss[-1] if not result.diverged else float("inf")
+
+
+def run_lr_sweep(config: WidthConfig, ctx, data: Data) -> dict[str, float]:
+  """Short runs over the grid at every width; the base rate of each parameterization is the best at the base width."""
+  chosen = {}
+  for param in F.PARAMS:
+    for width in config.widths:
+      means = {}
+      for log2_lr in config.log2_lr_grid[param]:
+        losses = []
+        for seed in config.sweep_seeds:
+          result, _ = train(config, data, param, width, seed, config.sweep_steps, log2_lr, None)
+          loss = _final_loss(result)
+          losses.append(loss)
+          if np.isfinite(loss):
+            ctx.record(F.LR_SWEEP_LOSS, loss, seed=seed, param=param, N=width, log2_lr=log2_lr)
+        means[log2_lr] = float(np.mean(losses))
+      best = min(means, key=means.get)
+      ctx.record(F.BEST_LOG2_LR, best, param=param, N=width)
+      if width == config.widths[0]:
+        chosen[param] = best
+  ctx.note("base_log2_lr", chosen)
+  return chosen
+
+
+def run_training(config: WidthConfig, ctx, data: Data, base_lr: dict[str, float]) -> dict:
+  """{(param, width, seed): {step: predictions}}; records test loss and accuracy at the logged steps."""
+  predictions = {}
+  for param in F.PARAMS:
+    for width in config.widths:
+      for seed in ctx.seeds:
+        result, _ = train(config, data, param, width, seed, config.steps, base_lr[param], config.log_steps)
+        if result.diverged:
+          raise RuntimeError(f"{param} width {width} seed {seed} diverged at base rate 2^{base_lr[param]}")
+        for step, loss, acc in zip(result.steps, result.test_loss, result.test_accuracy):
+          ctx.record(F.TEST_LOSS, loss, seed=seed, param=param, N=width, step=step)
+          ctx.record(F.TEST_ACC, acc, seed=seed, param=param, N=width, step=step)
+        predictions[param, width, seed] = result.predictions
+        ctx.curve(f"train_loss/{param}/N={width}", np.arange(len(result.train_loss)), result.train_loss, seed=seed,
+                  x_label="step", y_label="training batch loss (before the update)")
+  return predictions
+
+
+def record_prediction_metrics(config: WidthConfig, ctx, data: Data, predictions: dict) -> None:
+  """Disagreement with the widest net, its slope in N, the output variance across seeds, ensembles."""
+  widest, narrow = config.widths[-1], config.widths[:-1]
+  last = config.steps
+  for param in F.PARAMS:
+    for step in config.log_steps:
+      for seed in ctx.seeds:
+        ref = predictions[param, widest, seed][step].astype(np.float64)
+        values = []
+        for width in narrow:
+          gap = predictions[param, width, seed][step].astype(np.float64) - ref
+          values.append(float(np.mean(np.sum(gap * gap, axis=1))))
+          ctx.record(F.DISAGREEMENT, values[-1], seed=seed, param=param, N=width, step=step)
+        if step > 0 and len(narrow) >= 3:
+          ctx.record(F.DISAGREEMENT_SLOPE, stats.fit_power_law(narrow, values).slope, seed=seed, param=param,
+                     step=step)
+      for width in config.widths:
+        stacked = np.stack([predictions[param, width, seed][step] for seed in ctx.seeds]).astype(np.float64)
+        ctx.record(F.OUTPUT_VARIANCE, float(np.mean(np.var(stacked, axis=0, ddof=1))), param=param, N=width,
+                   step=step)
+    for k in (1, config.ensemble_size):   # K = 1: the single nets, scored by the same function
+      groups = [ctx.seeds[i:i + k] for i in range(0, len(ctx.seeds), k)]
+      for width in config.widths:
+        for index, group in enumerate(groups):
+          logits = np.mean([predictions[param, width, seed][last] for seed in group], axis=0)
+          ctx.record(F.ENSEMBLE_LOSS, online.numpy_scores("xent", logits, data.eval_labels)[0], seed=index, param=param, N=width, K=k)
+
+
+def run_coordinates(config: WidthConfig, ctx, data: Data, base_lr: dict[str, float]) -> None:
+  """Mean |activation| of every hidden layer on the first training batch after 0..coordinate_steps steps."""
+  import keras  # pylint: disable=import-outside-toplevel
+  batch = data.train_x[:config.batch_size]
+  for param in F.PARAMS:
+    for width in config.widths:
+      for seed in ctx.seeds[:config.coordinate_seeds]:
+        for steps in range(config.coordinate_steps + 1):
+          if steps:
+            _, model = train(config, data, param, width, seed, steps, base_lr[param], None)
+          else:
+            model = _model(config, param, width, seed, data.train_x.shape[1:])
+          relus = [layer.output for layer in model.layers if type(layer).__name__ == "ReLU"]
+          features = keras.Model(model.inputs[0], relus)
+          for layer, h in enumerate(features.predict_on_batch(batch)):
+            ctx.record(F.COORDINATE, float(np.mean(np.abs(h))), seed=seed, param=param, layer=layer, N=width,
+                       step=steps)
+
+
+def run(config: WidthConfig, ctx) -> None:
+  with ctx.phase("data"):
+    data = load(ctx, config)
+  with ctx.phase("lr_sweep"):
+    base_lr = run_lr_sweep(config, ctx, data)
+  with ctx.phase("train"):
+    predictions = run_training(config, ctx, data, base_lr)
+  with ctx.phase("prediction_metrics"):
+    record_prediction_metrics(config, ctx, data, predictions)
+  with ctx.phase("coordinates"):
+    run_coordinates(config, ctx, data, base_lr)
