@@ -5,8 +5,8 @@ Schema (version 1), top-level keys:
   config (the tier's config as JSON), seeds, dtype, metrics {name: {values, seeds, unit, mean, std, n}},
   curves {name: {x_label, y_label, series: [{seed, x, y}]}}, claims [{name, statement, check, passed,
   detail, asserted, metrics, error?}] (asserted: False for a claim outside the tiers sized to resolve it;
-  metrics: the names its check read; error: set when the check raised; older records lack these keys), phases {name: wall seconds}, wall_time_s, datasets [{dataset_id, source, checksum, ...}],
-  notes {...}, environment (harness.environment.fingerprint).
+  metrics: the names its check read; error: set when the check raised; older records lack these keys),
+  phases {name: wall seconds}, wall_time_s, datasets [{dataset_id, source, checksum, ...}], notes {...}, environment (harness.environment.fingerprint).
 """
 from __future__ import annotations
 
