@@ -6,7 +6,8 @@ Schema (version 1), top-level keys:
   curves {name: {x_label, y_label, series: [{seed, x, y}]}}, claims [{name, statement, check, passed,
   detail, asserted, metrics, error?}] (asserted: False for a claim outside the tiers sized to resolve it;
   metrics: the names its check read; error: set when the check raised; older records lack these keys),
-  phases {name: wall seconds}, wall_time_s, datasets [{dataset_id, source, checksum, ...}], notes {...}, environment (harness.environment.fingerprint).
+  phases {name: wall seconds}, wall_time_s, datasets [{dataset_id, source, checksum, ...}], notes {...},
+  environment (harness.environment.fingerprint).
 """
 from __future__ import annotations
 
