@@ -45,3 +45,23 @@ def write_mirror(folder: str, shards: dict[str, tuple[np.ndarray, np.ndarray]],
     f.write("# fake mirror\n\n## sha256\n```\n" + "\n".join(lines) + "\n```\n"
             f"A line outside the fenced block is no checksum:\n{'0' * 64}  train.npz\n")
   return sums
+
+
+def prepare_fake_cifar5m(root, images_per_part: int, seed: int):
+  """Writes six fake CIFAR-5m parts (X, Y as published) into root/manual and prepares the TFDS builder into
+  root/data from them; returns (data_dir, manual_dir, {part: (images, labels)})."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  from harness.data import cifar5m  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import  (registers it)
+  manual_dir, data_dir = os.path.join(str(root), "manual"), os.path.join(str(root), "data")
+  os.makedirs(manual_dir)
+  rng = np.random.default_rng(seed)
+  parts = {}
+  for part in range(6):
+    images = rng.integers(0, 256, (images_per_part, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, images_per_part).astype(np.int64)
+    np.savez(os.path.join(manual_dir, f"part{part}.npz"), X=images, Y=labels)
+    parts[part] = (images, labels)
+  tfds.disable_progress_bar()
+  builder = tfds.builder("cifar5m", data_dir=data_dir)
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  return data_dir, manual_dir, parts

@@ -11,6 +11,7 @@ pytest.importorskip("importlib_resources", reason="tensorflow-datasets needs imp
 
 from harness import data  # noqa: E402
 from harness.data import cifar5m  # noqa: E402
+from tests.data import fake_data  # noqa: E402
 
 IMAGES_PER_PART = 3
 
@@ -18,20 +19,7 @@ IMAGES_PER_PART = 3
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
   """(data_dir, manual_dir, {part: (X, Y)}) with the builder prepared once for the module."""
-  root = tmp_path_factory.mktemp("cifar5m")
-  manual_dir, data_dir = root / "manual", root / "data"
-  manual_dir.mkdir()
-  rng = np.random.default_rng(0)
-  parts = {}
-  for part in range(6):
-    images = rng.integers(0, 256, (IMAGES_PER_PART, 32, 32, 3), dtype=np.uint8)
-    labels = rng.integers(0, 10, IMAGES_PER_PART).astype(np.int64)
-    np.savez(manual_dir / f"part{part}.npz", X=images, Y=labels)
-    parts[part] = (images, labels)
-  tfds.disable_progress_bar()
-  builder = tfds.builder("cifar5m", data_dir=str(data_dir))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return str(data_dir), str(manual_dir), parts
+  return fake_data.prepare_fake_cifar5m(tmp_path_factory.mktemp("cifar5m"), IMAGES_PER_PART, seed=0)
 
 
 def test_splits_and_features(prepared):

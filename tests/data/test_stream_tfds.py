@@ -8,7 +8,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("importlib_resources", reason="tensorflow-datasets needs importlib_resources to prepare data")
 
 from harness import data  # noqa: E402
-from harness.data import cifar5m  # noqa: E402,F401  (registers the builder)
+from tests.data import fake_data  # noqa: E402
 
 IMAGES_PER_PART = 4
 
@@ -16,21 +16,11 @@ IMAGES_PER_PART = 4
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
   """(data_dir, official train images, labels, test images) with the builder prepared once."""
-  root = tmp_path_factory.mktemp("cifar5m_stream")
-  manual_dir, data_dir = root / "manual", root / "data"
-  manual_dir.mkdir()
-  rng = np.random.default_rng(5)
-  parts = {}
-  for part in range(6):
-    parts[part] = (rng.integers(0, 256, (IMAGES_PER_PART, 32, 32, 3), dtype=np.uint8),
-                   rng.integers(0, 10, IMAGES_PER_PART).astype(np.int64))
-    np.savez(manual_dir / f"part{part}.npz", X=parts[part][0], Y=parts[part][1])
-  tfds.disable_progress_bar()
-  builder = tfds.builder("cifar5m", data_dir=str(data_dir))
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+  data_dir, _, parts = fake_data.prepare_fake_cifar5m(tmp_path_factory.mktemp("cifar5m_stream"), IMAGES_PER_PART,
+                                                      seed=5)
   train_images = np.concatenate([parts[p][0] for p in range(5)])
   train_labels = np.concatenate([parts[p][1] for p in range(5)])
-  return str(data_dir), train_images, train_labels, parts[5][0]
+  return data_dir, train_images, train_labels, parts[5][0]
 
 
 def test_tfds_stream_serves_every_example_once_in_storage_order(prepared):
