@@ -20,7 +20,7 @@ import dataclasses
 import math
 import re
 import string
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from harness.metrics import Metric
 

@@ -80,20 +80,15 @@ def run_infinite_width(config: CommutativityConfig, ctx, inputs: Inputs, limits)
     ctx.record(F.KERNEL_VS_RECURSION, worst, act=act)
     view = ctx.view(F.IW_CORR_ERROR, F.IW_VAR_RATIO, F.IW_CORR_CHANGE)
     for input_set in inputs.pairs:
-      depths, errors = _deterministic_series(view.of(F.IW_CORR_ERROR).select(act=act, inputs=input_set), "L")
+      depths, errors = view.of(F.IW_CORR_ERROR).select(act=act, inputs=input_set).means("L")
       ctx.record(F.IW_SLOPE, stats.fit_power_law(depths, errors).slope, act=act, inputs=input_set)
       ctx.record(F.IW_SCALED_ERROR, depths[-1] * errors[-1], act=act, inputs=input_set)
     for what, family in (("infinite_width_var_ratio", F.IW_VAR_RATIO), ("infinite_width_corr_change", F.IW_CORR_CHANGE)):
-      depths, values = _deterministic_series(view.of(family).select(act=act, scale="inverse_depth"), "L")
+      depths, values = view.of(family).select(act=act, scale="inverse_depth").means("L")
       if what == "infinite_width_var_ratio":
         values = [v - 1.0 for v in values]
       ctx.record(F.TRIVIAL_SLOPE, stats.fit_power_law(depths, values).slope, what=what, act=act)
 
-
-def _deterministic_series(table, label: str) -> tuple[np.ndarray, list[float]]:
-  """(x as float64, values) of a table of deterministic metrics along `label`."""
-  series = table.series(label)
-  return np.array([x for x, _ in series], dtype=np.float64), [m.values[0] for _, m in series]
 
 
 def run_monte_carlo(config: CommutativityConfig, ctx, inputs: Inputs, limits) -> None:

@@ -23,14 +23,19 @@ SP_RATE_MIN_SHIFT = 1          # standard parameterization: the widest net's bes
 MUP_COORDINATE_MAX_RATIO = 1.3  # muP: max/min over widths of a layer's mean |h| at every step <= this (init: ~1.1)
 
 
-def _best_rate_spread(view) -> tuple[bool, str]:
-  table = view.of(F.BEST_LOG2_LR).select(param="mup")
-  if not len(table):
-    raise claims.MissingMetric("no best_log2_lr/mup metrics")
+def _best_rates(view, param: str) -> tuple[list[float], str]:
+  """The best log2 base rate at each width (sorted by width), and them as text."""
+  table = view.of(F.BEST_LOG2_LR).select(param=param)
+  if len(table) < 2:
+    raise claims.MissingMetric(f"fewer than two best_log2_lr/{param} metrics")
   widths, rates = table.means("N")
+  return rates, f"{param} best log2 rate by width: " + ", ".join(f"{w}: {r:g}" for w, r in zip(widths, rates))
+
+
+def _best_rate_spread(view) -> tuple[bool, str]:
+  rates, text = _best_rates(view, "mup")
   spread = max(rates) - min(rates)
-  return spread <= LR_TRANSFER_STEPS, "muP best log2 rate by width: " + ", ".join(
-      f"{w}: {r:g}" for w, r in zip(widths, rates)) + f" (spread {spread:g} grid steps)"
+  return spread <= LR_TRANSFER_STEPS, text + f" (spread {spread:g} grid steps)"
 
 
 def _loss_curves_agree(view) -> tuple[bool, str]:
@@ -82,13 +87,9 @@ def _ensemble_bias(view) -> tuple[bool, str]:
 
 
 def _sp_rate_moves(view) -> tuple[bool, str]:
-  table = view.of(F.BEST_LOG2_LR).select(param="sp")
-  if len(table) < 2:
-    raise claims.MissingMetric("no best_log2_lr/sp metrics")
-  widths, rates = table.means("N")
+  rates, text = _best_rates(view, "sp")
   shift = rates[0] - rates[-1]
-  return shift >= SP_RATE_MIN_SHIFT, (f"standard parameterization best log2 rate by width: " + ", ".join(
-      f"{w}: {r:g}" for w, r in zip(widths, rates)) + f" (widest {shift:g} grid steps below the base width's)")
+  return shift >= SP_RATE_MIN_SHIFT, text + f" (widest {shift:g} grid steps below the base width's)"
 
 
 _LAST = {"param": "mup", "step": LARGEST}
