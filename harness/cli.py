@@ -158,12 +158,10 @@ def cmd_bless(args: list[str]) -> int:
 
 def _with_theory_entries(experiment, tier: str, blob: dict) -> dict:
   """The reference blob with the experiment's theory entries for `tier` in place (replacing same-named ones)."""
+  from harness import references
   if experiment.theory_references is None:
     return blob
-  entries = {e["metric"]: e for e in blob["entries"]}
-  for entry in experiment.theory_references(experiment.tier(tier).config()):
-    entries[entry["metric"]] = dict(entry)
-  return dict(blob, entries=[entries[k] for k in sorted(entries)])
+  return references.with_entries(blob, experiment.theory_references(experiment.tier(tier).config()))
 
 
 def cmd_theory(args: list[str]) -> int:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from harness import atomic, papers, stats
 from harness.errors import ReferenceFileError
@@ -412,6 +412,13 @@ def blessing_of(record: Mapping[str, Any], reason: str, blessed_at: str) -> dict
           "dirty": env.get("git", {}).get("dirty"), "blessed_at": blessed_at, "reason": reason,
           "wall_time_s": float(wall) if isinstance(wall, (int, float)) and math.isfinite(wall) else None,
           "fingerprint": env}
+
+
+def with_entries(blob: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+  """The blob with `entries` in place (replacing entries of the same metric), sorted by metric."""
+  by_metric = {e["metric"]: e for e in blob["entries"]}
+  by_metric.update({e["metric"]: dict(e) for e in entries})
+  return dict(blob, entries=[by_metric[k] for k in sorted(by_metric)])
 
 
 def prune_blessings(blob: Mapping[str, Any]) -> dict[str, Any]:

@@ -303,3 +303,10 @@ def test_bless_diff_names_new_changed_and_missing_metrics():
   retolerated = copy.deepcopy(old)
   retolerated["entries"][3]["tolerance"]["rtol"] = 1e-6
   assert references.bless_diff(old, retolerated)[0] == "~ r 7 -> 7 (tolerance ±1e-09 rel -> ±1e-06 rel)"
+
+
+def test_with_entries_replaces_by_metric_and_keeps_order():
+  blob = {"entries": [{"metric": "b", "value": 1.0}, {"metric": "a", "value": 2.0}]}
+  new = references.with_entries(blob, [{"metric": "b", "value": 3.0}, {"metric": "c", "value": 4.0}])
+  assert [(e["metric"], e["value"]) for e in new["entries"]] == [("a", 2.0), ("b", 3.0), ("c", 4.0)]
+  assert [e["value"] for e in blob["entries"]] == [1.0, 2.0]   # the input is not changed
