@@ -51,12 +51,17 @@ class Check:
     return Outcome(bool(passed), detail, tuple(view.read))
 
 
-def _refs_families(*refs) -> tuple[Family, ...]:
+def _distinct(families) -> tuple[Family, ...]:
+  """The families in order, each once (families compare by identity)."""
   out = []
-  for ref in refs:
-    if isinstance(ref, MetricRef) and not any(ref.family is f for f in out):
-      out.append(ref.family)
+  for family in families:
+    if not any(family is f for f in out):
+      out.append(family)
   return tuple(out)
+
+
+def _refs_families(*refs) -> tuple[Family, ...]:
+  return _distinct(ref.family for ref in refs if isinstance(ref, MetricRef))
 
 
 def _require_ref(value, what: str) -> None:
@@ -484,10 +489,7 @@ class AllOf(Check):
     return "; and ".join(c.describe() for c in self.checks)
 
   def families(self):
-    out = []
-    for check in self.checks:
-      out.extend(f for f in check.families() if not any(f is g for g in out))
-    return tuple(out)
+    return _distinct(f for check in self.checks for f in check.families())
 
   def _evaluate(self, view):
     results = [check._evaluate(view) for check in self.checks]  # pylint: disable=protected-access
