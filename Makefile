@@ -27,9 +27,9 @@ test:
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 	$(MAKE) test-jax
 
-# The backend-portable tests (kernels, online trainer) again under the Keras JAX backend (CPU).
+# The backend-portable tests (kernels, online trainer, sharpness) again under the Keras JAX backend (CPU).
 test-jax:
-	KERAS_BACKEND=jax $(PY) -m pytest -n auto -m backend_portable tests/nets tests/test_online.py $(PYTEST_ARGS)
+	KERAS_BACKEND=jax $(PY) -m pytest -n auto -m backend_portable tests/nets tests/test_online.py tests/test_sharpness.py $(PYTEST_ARGS)
 
 list:
 	$(PY) -m harness list

@@ -47,7 +47,7 @@ import dataclasses
 import math
 import operator
 import time
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -258,20 +258,30 @@ def _evaluate(forward, params, non_trainable, eval_x: np.ndarray, batch_size: in
   return np.concatenate(out)
 
 
+def _write_back(model: keras.Model, params: list, non_trainable: list) -> None:
+  for variable, value in zip(model.trainable_variables, params):
+    variable.assign(value)
+  for variable, value in zip(model.non_trainable_variables, non_trainable):
+    variable.assign(value)
+
+
 def _target_dtype(loss: str, y: np.ndarray, dtype: str) -> str:
   return "int32" if loss == "xent" and np.asarray(y).ndim == 1 else dtype
 
 
 def train_online(model: keras.Model, stream: Iterable[tuple[np.ndarray, np.ndarray]], eval_x: np.ndarray,
                  eval_y: np.ndarray, config: OnlineConfig, lr_multipliers: Mapping[str, float] | None = None,
-                 log_steps: int | Iterable[int] | None = None) -> OnlineResult:
+                 log_steps: int | Iterable[int] | None = None,
+                 on_log: Callable[[int, keras.Model], None] | None = None) -> OnlineResult:
   """Trains `model` in place for `config.steps` steps, one fresh batch of `stream` a step (module docstring).
 
   stream: an iterable of (x, y) numpy batches, x (B, *input_shape), y (B, k) targets or (B,) integer labels
   (xent), every batch of the same shapes; it is consumed, never reordered. eval_x, eval_y: the fixed evaluation
   set, scored (loss, accuracy) and its outputs kept at every logged step. lr_multipliers: {variable.path:
   multiplier} (harness.nets.mup_lr_multipliers) or None (1 for every variable). log_steps: None (0 and the last
-  step), an interval, or the steps themselves.
+  step), an interval, or the steps themselves. on_log(step, model): called at every logged step (after the
+  evaluation) with the model's variables holding the weights of that step, e.g. to measure its sharpness
+  (harness.sharpness); it must not change them.
   """
   multipliers = check_multipliers(model, lr_multipliers)
   logged = log_steps_for(config.steps, log_steps)
@@ -308,6 +318,9 @@ def train_online(model: keras.Model, stream: Iterable[tuple[np.ndarray, np.ndarr
     test_loss.append(loss)
     test_accuracy.append(accuracy)
     predictions[step] = f
+    if on_log is not None:
+      _write_back(model, params, non_trainable)
+      on_log(step, model)
     return all(math.isfinite(v) for v in losses) and bool(np.all(np.isfinite(f)))
 
   try:
@@ -337,10 +350,7 @@ def train_online(model: keras.Model, stream: Iterable[tuple[np.ndarray, np.ndarr
         diverged = True
         break
   finally:
-    for variable, value in zip(variables, params):
-      variable.assign(value)
-    for variable, value in zip(model.non_trainable_variables, non_trainable):
-      variable.assign(value)
+    _write_back(model, params, non_trainable)
   return OnlineResult(tuple(steps_out), tuple(test_loss), tuple(test_accuracy), np.asarray(losses, np.float64),
                       predictions, t, diverged, float(sum(segments)), tuple(segments))
 

@@ -176,6 +176,21 @@ def test_predictions_kept_at_logged_steps_and_step_zero_loss(loss):
   assert len(result.segment_s) == len(result.steps) and result.train_s == pytest.approx(sum(result.segment_s))
 
 
+def test_on_log_sees_the_weights_of_each_logged_step():
+  """The callback's model computes the predictions kept at that step, and training goes on unchanged after it."""
+  model = _mlp(BASE_WIDTH, seed=2)
+  eval_x, eval_y = _batches(1, seed=11)[0]
+  seen = {}
+  config = online.OnlineConfig(steps=4, learning_rate=0.2, momentum=0.5)
+  result = online.train_online(model, _batches(4, seed=10), eval_x, eval_y, config, log_steps=2,
+                               on_log=lambda step, m: seen.setdefault(step, keras.ops.convert_to_numpy(m(eval_x))))
+  assert sorted(seen) == [0, 2, 4]
+  for step, outputs in seen.items():
+    np.testing.assert_allclose(result.predictions[step], outputs, rtol=1e-5, atol=1e-6)
+  plain = online.train_online(_mlp(BASE_WIDTH, seed=2), _batches(4, seed=10), eval_x, eval_y, config, log_steps=2)
+  np.testing.assert_array_equal(plain.predictions[4], result.predictions[4])
+
+
 def test_xent_integer_and_one_hot_labels_train_alike():
   rng = np.random.default_rng(5)
   labels = [rng.integers(0, K, size=BATCH) for _ in range(3)]

@@ -78,6 +78,16 @@ def train_step(loss_fn: Callable, update_fn: Callable, jit_compile: bool = True)
   return jax.jit(step, donate_argnums=(0, 1, 2), **options)
 
 
+def hessian_vector_product(loss_fn: Callable) -> Callable:
+  """hvp(params, vectors, *args) -> [H v per parameter], H the Hessian of loss_fn(params, *args) (a scalar) in
+  params: forward-over-reverse (jax.jvp of jax.grad), under jax.jit."""
+
+  def hvp(params, vectors, *args):
+    return jax.jvp(lambda p: jax.grad(loss_fn)(p, *args), (params,), (vectors,))[1]
+
+  return compile(hvp)
+
+
 def devices() -> list:
   """Devices kernel tiles may go to: those of JAX's default backend (GPUs/TPUs, or the host CPU devices)."""
   return list(jax.devices())

@@ -168,6 +168,23 @@ class _FlatStep:
     return tf.nest.pack_sequence_as(out_structure, concrete(*flat))
 
 
+def hessian_vector_product(loss_fn: Callable) -> Callable:
+  """hvp(params, vectors, *args) -> [H v per parameter], H the Hessian of loss_fn(params, *args) (a scalar) in
+  params: the gradient of <grad loss, v> (Pearlmutter 1994, back-over-back), one compiled tf.function."""
+
+  def hvp(params, vectors, *args):
+    with tf.GradientTape(watch_accessed_variables=False) as outer:
+      outer.watch(params)
+      with tf.GradientTape(watch_accessed_variables=False) as inner:
+        inner.watch(params)
+        loss = loss_fn(params, *args)
+      grads = inner.gradient(loss, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+      dot = tf.add_n([tf.reduce_sum(g * tf.stop_gradient(v)) for g, v in zip(grads, vectors)])
+    return outer.gradient(dot, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+  return _FlatStep(hvp, jit_compile=True)
+
+
 def devices() -> list[str]:
   """Logical devices kernel tiles may go to: every GPU/TPU, else every logical CPU device."""
   for kind in ("GPU", "TPU", "CPU"):

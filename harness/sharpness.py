@@ -1,0 +1,85 @@
+"""Sharpness: the largest eigenvalue of a Keras model's loss Hessian on a fixed batch, by power iteration.
+
+For gradient descent with per-parameter learning rates lr * m_i (muP's multipliers, harness/online.py), the update
+near a minimum is w <- w - lr P H (w - w*), P = diag(m_i); it is stable while lr * lambda_max(P H) < 2, and
+lambda_max(P H) = lambda_max(P^1/2 H P^1/2) (similar matrices). So the sharpness compared with 2/lr is that of the
+preconditioned Hessian P^1/2 H P^1/2 (P = I without multipliers: the plain Hessian). Cohen, Kaur, Li, Kolter &
+Talwalkar 2021 ("Gradient Descent on Neural Networks Typically Occurs at the Edge of Stability", arXiv 2103.00065)
+measure it the same way, by power iteration on Hessian-vector products; `edge_of_stability_ratio` is
+lr * lambda / 2 (1: the edge of stability).
+
+Power iteration converges to the eigenvalue of largest magnitude: the result is that Rayleigh quotient, which is
+lambda_max whenever the top eigenvalue dominates the most negative one (the case for a loss near or above a
+minimum; a negative result says otherwise). Hessian-vector products: harness.nets.backends'
+`hessian_vector_product` (exact, by automatic differentiation), in the model's dtype.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import keras
+import numpy as np
+
+from harness import online, seeding
+from harness.nets import backends
+
+ITERATIONS = 30      # at most; the iteration stops earlier when the estimate settles
+RTOL = 1e-3          # ... to this relative change between two iterations
+
+
+@dataclasses.dataclass(frozen=True)
+class Sharpness:
+  eigenvalue: float    # Rayleigh quotient of the preconditioned Hessian at the last iterate
+  iterations: int
+  converged: bool      # relative change below RTOL
+
+
+def top_hessian_eigenvalue(model: keras.Model, x: np.ndarray, y: np.ndarray, loss: str = "xent",
+                           lr_multipliers: Mapping[str, float] | None = None, iterations: int = ITERATIONS,
+                           rtol: float = RTOL, seed: int = 0) -> Sharpness:
+  """lambda_max of P^1/2 H P^1/2, H the Hessian of `loss` (harness.online.batch_loss) of `model` on (x, y) in its
+  trainable variables, P the learning-rate multipliers (module docstring); the start vector is drawn with `seed`."""
+  backend = backends.current()
+  multipliers = online.check_multipliers(model, lr_multipliers)
+  dtype = model.trainable_variables[0].dtype
+  params = [v.value for v in model.trainable_variables]
+  non_trainable = [v.value for v in model.non_trainable_variables]
+
+  def loss_fn(p, nt, xb, yb):
+    f, _ = model.stateless_call(p, nt, xb, training=False)
+    return online.batch_loss(loss, f, yb)
+
+  hvp = backend.hessian_vector_product(loss_fn)
+  xt = backend.to_tensor(np.asarray(x), dtype)
+  yt = backend.to_tensor(np.asarray(y), "int32" if loss == "xent" and np.asarray(y).ndim == 1 else dtype)
+  roots = [np.sqrt(m) for m in multipliers]
+  rng = seeding.rng(seed)
+  v = [rng.standard_normal(tuple(p.shape)) for p in params]
+  v = _normalized(v)
+  estimate, previous, done = 0.0, None, 0
+  for done in range(1, iterations + 1):
+    scaled = [backend.to_tensor(r * vi, dtype) for r, vi in zip(roots, v)]
+    product = [r * np.asarray(backend.to_numpy(h), np.float64)
+               for r, h in zip(roots, hvp(params, scaled, non_trainable, xt, yt))]
+    estimate = float(sum(np.vdot(a, b) for a, b in zip(v, product)))
+    v = _normalized(product)
+    if previous is not None and abs(estimate - previous) <= rtol * abs(estimate):
+      return Sharpness(estimate, done, True)
+    previous = estimate
+  return Sharpness(estimate, done, False)
+
+
+def edge_of_stability_ratio(eigenvalue: float, learning_rate: float) -> float:
+  """lr * lambda / 2: 1 at the edge of stability (gradient descent on a quadratic diverges above it)."""
+  return learning_rate * eigenvalue / 2.0
+
+
+def _normalized(vectors: list[np.ndarray]) -> list[np.ndarray]:
+  norm = float(np.sqrt(sum(np.vdot(a, a) for a in vectors)))
+  if not norm > 0:
+    raise ValueError("the Hessian-vector product vanished: the loss is flat in every direction")
+  return [a / norm for a in vectors]
+
+
+__all__ = ["Sharpness", "edge_of_stability_ratio", "top_hessian_eigenvalue"]
