@@ -39,7 +39,10 @@ def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dty
   """Runs a tier; returns (run_dir, record). Raises HarnessError on bad input before any work."""
   experiment = registry.get(experiment_name)
   tier = experiment.tier(tier_name)
-  config = tier.config()
+  try:
+    config = tier.config()
+  except ValueError as e:  # the tier's config refuses its own settings (e.g. widths not increasing)
+    raise HarnessError(f"{experiment.name} tier {tier.name}: {e}") from None
   if n_seeds is not None and hasattr(config, "seeds") and dataclasses.is_dataclass(config):
     try:
       config = dataclasses.replace(config, seeds=resolve_seeds(config, n_seeds))
