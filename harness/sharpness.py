@@ -35,39 +35,53 @@ class Sharpness:
   converged: bool      # relative change below RTOL
 
 
+class HessianProbe:
+  """The preconditioned loss Hessian of `model` on a fixed batch (x, y), its Hessian-vector product compiled once:
+  `top_eigenvalue()` reads the model's current weights, so one probe serves a whole training run
+  (harness.online.train_online's on_log). jit_compile: TensorFlow's XLA switch, as in harness.online."""
+
+  def __init__(self, model: keras.Model, x: np.ndarray, y: np.ndarray, loss: str = "xent",
+               lr_multipliers: Mapping[str, float] | None = None, jit_compile: bool = True):
+    backend = backends.current()
+    self._model, self._backend = model, backend
+    self._roots = [np.sqrt(m) for m in online.check_multipliers(model, lr_multipliers)]
+    self._dtype = model.trainable_variables[0].dtype
+
+    def loss_fn(p, nt, xb, yb):
+      f, _ = model.stateless_call(p, nt, xb, training=False)
+      return online.batch_loss(loss, f, yb)
+
+    self._hvp = backend.hessian_vector_product(loss_fn, jit_compile)
+    y = np.asarray(y)
+    self._x = backend.to_tensor(np.asarray(x), self._dtype)
+    self._y = backend.to_tensor(y, "int32" if loss == "xent" and y.ndim == 1 else self._dtype)
+
+  def top_eigenvalue(self, iterations: int = ITERATIONS, rtol: float = RTOL, seed: int = 0) -> Sharpness:
+    """lambda_max of P^1/2 H P^1/2 at the current weights (module docstring); start vector drawn with `seed`."""
+    backend = self._backend
+    params = [v.value for v in self._model.trainable_variables]
+    non_trainable = [v.value for v in self._model.non_trainable_variables]
+    rng = seeding.rng(seed)
+    v = _normalized([rng.standard_normal(tuple(p.shape)) for p in params])
+    estimate, previous, done = 0.0, None, 0
+    for done in range(1, iterations + 1):
+      scaled = [backend.to_tensor(r * vi, self._dtype) for r, vi in zip(self._roots, v)]
+      product = [r * np.asarray(backend.to_numpy(h), np.float64)
+                 for r, h in zip(self._roots, self._hvp(params, scaled, non_trainable, self._x, self._y))]
+      estimate = float(sum(np.vdot(a, b) for a, b in zip(v, product)))
+      v = _normalized(product)
+      if previous is not None and abs(estimate - previous) <= rtol * abs(estimate):
+        return Sharpness(estimate, done, True)
+      previous = estimate
+    return Sharpness(estimate, done, False)
+
+
 def top_hessian_eigenvalue(model: keras.Model, x: np.ndarray, y: np.ndarray, loss: str = "xent",
                            lr_multipliers: Mapping[str, float] | None = None, iterations: int = ITERATIONS,
                            rtol: float = RTOL, seed: int = 0) -> Sharpness:
   """lambda_max of P^1/2 H P^1/2, H the Hessian of `loss` (harness.online.batch_loss) of `model` on (x, y) in its
   trainable variables, P the learning-rate multipliers (module docstring); the start vector is drawn with `seed`."""
-  backend = backends.current()
-  multipliers = online.check_multipliers(model, lr_multipliers)
-  dtype = model.trainable_variables[0].dtype
-  params = [v.value for v in model.trainable_variables]
-  non_trainable = [v.value for v in model.non_trainable_variables]
-
-  def loss_fn(p, nt, xb, yb):
-    f, _ = model.stateless_call(p, nt, xb, training=False)
-    return online.batch_loss(loss, f, yb)
-
-  hvp = backend.hessian_vector_product(loss_fn)
-  xt = backend.to_tensor(np.asarray(x), dtype)
-  yt = backend.to_tensor(np.asarray(y), "int32" if loss == "xent" and np.asarray(y).ndim == 1 else dtype)
-  roots = [np.sqrt(m) for m in multipliers]
-  rng = seeding.rng(seed)
-  v = [rng.standard_normal(tuple(p.shape)) for p in params]
-  v = _normalized(v)
-  estimate, previous, done = 0.0, None, 0
-  for done in range(1, iterations + 1):
-    scaled = [backend.to_tensor(r * vi, dtype) for r, vi in zip(roots, v)]
-    product = [r * np.asarray(backend.to_numpy(h), np.float64)
-               for r, h in zip(roots, hvp(params, scaled, non_trainable, xt, yt))]
-    estimate = float(sum(np.vdot(a, b) for a, b in zip(v, product)))
-    v = _normalized(product)
-    if previous is not None and abs(estimate - previous) <= rtol * abs(estimate):
-      return Sharpness(estimate, done, True)
-    previous = estimate
-  return Sharpness(estimate, done, False)
+  return HessianProbe(model, x, y, loss, lr_multipliers).top_eigenvalue(iterations, rtol, seed)
 
 
 def edge_of_stability_ratio(eigenvalue: float, learning_rate: float) -> float:
@@ -82,4 +96,4 @@ def _normalized(vectors: list[np.ndarray]) -> list[np.ndarray]:
   return [a / norm for a in vectors]
 
 
-__all__ = ["Sharpness", "edge_of_stability_ratio", "top_hessian_eigenvalue"]
+__all__ = ["HessianProbe", "Sharpness", "edge_of_stability_ratio", "top_hessian_eigenvalue"]

@@ -21,6 +21,16 @@ LOSS_CURVE_RTOL = 0.02         # two widest muP nets: mean test loss within 2% a
 VARIANCE_SLOPE = (-1.3, -0.7)  # theory -1: the initialisation-dependent output variance is O(1/N)
 SP_RATE_MIN_SHIFT = 1          # standard parameterization: the widest net's best rate at least a grid step lower
 MUP_COORDINATE_MAX_RATIO = 1.3  # muP: max/min over widths of a layer's mean |h| at every step <= this (init: ~1.1)
+# muP: the two widest nets' mean sharpness ratio (harness.sharpness) within this relative gap at every logged step
+# after 0: 3 standard deviations of the difference of two 4-seed means (3 x 0.056 x sqrt(2/4) = 0.119), from a
+# single net's relative sd of 0.056 across seeds (pooled over 5 widths x 5 steps x 4 seeds, small tier, 2026-12-06).
+SHARPNESS_RTOL = 0.12
+# Sharpness at initialisation against width, at a base rate fixed across widths: SP's NTK (and the Gauss-Newton part
+# of the Hessian) grows like N (hidden layers contribute |h|^2 ~ N each), so lr * lambda_max grows like N: slope 1,
+# flattened at small N by the width-independent input layer (measured 0.92 over N 64-1024); muP keeps lr * Theta
+# O(1) (every step moves f by O(1): Yang & Hu 2021), slope 0 (measured -0.07). Estimates, per-seed fits averaged.
+SP_SHARPNESS_SLOPE = (0.7, 1.3)
+MUP_SHARPNESS_SLOPE = (-0.3, 0.3)
 
 
 def _best_rates(view, param: str) -> tuple[list[float], str]:
@@ -60,6 +70,21 @@ def _mup_coordinates_flat(view) -> tuple[bool, str]:
   if where is None:
     raise claims.MissingMetric("no coordinate_abs_mean/mup metrics")
   return worst <= MUP_COORDINATE_MAX_RATIO, f"largest max/min over widths {worst:.3f} (layer {where[0]}, step {where[1]})"
+
+
+def _sharpness_agrees(view) -> tuple[bool, str]:
+  table = view.of(F.SHARPNESS).select(param="mup")
+  widths = table.values("N")
+  if len(widths) < 2:
+    raise claims.MissingMetric("fewer than two widths of sharpness_ratio/mup")
+  wide, wider = (dict(table.select(N=w).series("step")) for w in widths[-2:])
+  gaps = {step: abs(wide[step].mean - wider[step].mean) / wider[step].mean for step in wider if step in wide and step}
+  if not gaps:
+    raise claims.MissingMetric("no sharpness_ratio/mup after step 0")
+  worst = max(gaps, key=gaps.get)
+  levels = ", ".join(f"{step}: {wider[step].mean:.2f}" for step in sorted(wider))
+  return gaps[worst] <= SHARPNESS_RTOL, (f"N={widths[-2]} vs N={widths[-1]}: largest relative gap {gaps[worst]:.3f} at "
+                                         f"step {worst}; lr lambda_max / 2 of N={widths[-1]} by step: {levels}")
 
 
 def _ensemble_bias(view) -> tuple[bool, str]:
@@ -129,6 +154,28 @@ CLAIMS = (
                                   f"and below their own members' mean (one-sided paired t), alpha {CLAIM_ALPHA:g}",
                                   _ensemble_bias,
                                   reads=(F.ENSEMBLE_LOSS,)),
+                 tiers=RESOLVING_TIERS),
+    claims.Claim("preactivation_distributions_converge",
+                 "muP: the pre-activation distribution of a hidden layer converges with width (2305.18411 abstract: "
+                 "preactivation distributions are consistent across large widths)",
+                 claims.PowerLawSlope(F.PREACT_DISTANCE, x="N", interval=(-math.inf, 0.0), where={"param": "mup"},
+                                      ci_inside=True),
+                 tiers=RESOLVING_TIERS),
+    claims.Claim("sharpness_consistent_across_widths",
+                 "muP: the sharpness (top eigenvalue of the rate-preconditioned loss Hessian, against 2/learning rate) "
+                 "follows the same trajectory at every large width (2305.18411 abstract: edge of stability phenomena "
+                 "are consistent across large widths)",
+                 claims.Predicate(f"the two widest nets' mean lr lambda_max / 2 within {SHARPNESS_RTOL:g} (relative) "
+                                  "at every logged step after 0", _sharpness_agrees, reads=(F.SHARPNESS,)),
+                 tiers=RESOLVING_TIERS),
+    claims.Claim("initial_sharpness_scales_as_parameterization_predicts",
+                 "at a base rate tuned at one width, the standard parameterization starts ever further beyond the "
+                 "edge of stability as width grows (lr lambda_max ~ N), muP at the same place at every width",
+                 claims.AllOf((
+                     claims.PowerLawSlope(F.SHARPNESS, x="N", interval=SP_SHARPNESS_SLOPE,
+                                          where={"param": "sp", "step": 0}),
+                     claims.PowerLawSlope(F.SHARPNESS, x="N", interval=MUP_SHARPNESS_SLOPE,
+                                          where={"param": "mup", "step": 0}))),
                  tiers=RESOLVING_TIERS),
     claims.Claim("mup_coordinates_stay_flat",
                  "muP: every hidden layer's activation scale stays the same across widths over the first steps (the "

@@ -12,7 +12,7 @@ EXPERIMENT = registry.Experiment(
             registry.Paper("2011.14522", "Yang & Hu 2021, Feature Learning in Infinite-Width Neural Networks")),
     families=families.FAMILIES,
     claims=CLAIMS,
-    tiers=(config.smoke, config.small),
+    tiers=(config.smoke, config.small, config.paper),
     run=phases.run,
     figures=figures.figures,
 )

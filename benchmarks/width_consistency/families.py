@@ -34,5 +34,12 @@ LR_SWEEP_LOSS = Family("lr_sweep_test_loss/{param}/N={N:d}/log2_lr={log2_lr:g}",
                        description="test loss at the end of a short run at base learning rate 2^log2_lr")
 BEST_LOG2_LR = Family("best_log2_lr/{param}/N={N:d}", unit="log2", choices=_P,
                       description="the grid's base learning rate with the lowest mean sweep loss at width N")
+PREACT_DISTANCE = Family("preactivation_ks/{param}/N={N:d}", unit="1", rule=WELCH, choices=_P,
+                         description="two-sample Kolmogorov-Smirnov statistic between the last hidden layer's "
+                                     "pre-activations (every unit, the first preact_examples evaluation images) of "
+                                     "width N and of the widest net, same seed, at the last step")
+SHARPNESS = Family("sharpness_ratio/{param}/N={N:d}/step={step:d}", unit="1", rule=WELCH, choices=_P,
+                   description="lr * lambda_max(P^1/2 H P^1/2) / 2 on a fixed training batch after `step` steps "
+                               "(harness.sharpness; P the muP rate multipliers; 1 = the edge of stability)")
 FAMILIES = (TEST_LOSS, TEST_ACC, DISAGREEMENT, DISAGREEMENT_SLOPE, OUTPUT_VARIANCE, ENSEMBLE_LOSS, COORDINATE,
-            LR_SWEEP_LOSS, BEST_LOG2_LR)
+            LR_SWEEP_LOSS, BEST_LOG2_LR, PREACT_DISTANCE, SHARPNESS)

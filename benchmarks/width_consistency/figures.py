@@ -1,5 +1,5 @@
 """Figures of a `width_consistency` record: loss curves by width, disagreement vs width, ensembles, coordinates,
-learning-rate transfer."""
+learning-rate transfer, sharpness along training, pre-activation distance vs width."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -46,4 +46,27 @@ def figures(record: Mapping[str, Any]) -> dict[str, Any]:
   axes[0][2].legend(fontsize=6)
   fig.tight_layout()
   out["width_dependence"] = fig
+
+  sharpness = records_table(record, F.SHARPNESS)
+  preact = records_table(record, F.PREACT_DISTANCE)
+  if len(sharpness) or len(preact):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), squeeze=False)
+    for ax, param in zip(axes[0][:2], F.PARAMS):
+      for (width,), table in sharpness.select(param=param).groups("N").items():
+        x, y = table.means("step")
+        ax.plot(x, y, marker=".", label=f"N = {width}")
+      ax.axhline(1.0, color="k", lw=0.8, ls=":")
+      ax.set(xlabel="step", ylabel="lr lambda_max / 2 (1: edge of stability)", yscale="log",
+             title=f"{param}: sharpness along training")
+      ax.legend(fontsize=7)
+    for param in F.PARAMS:
+      part = preact.select(param=param)
+      if len(part):
+        x, y = part.means("N")
+        axes[0][2].plot(x, y, "o-", label=param)
+    axes[0][2].set(xscale="log", yscale="log", xlabel="width N", ylabel="KS distance to the widest net",
+                   title="last hidden layer's pre-activations")
+    axes[0][2].legend(fontsize=7)
+    fig.tight_layout()
+    out["sharpness_and_preactivations"] = fig
   return out

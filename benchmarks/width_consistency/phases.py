@@ -22,6 +22,12 @@ def spec(depth: int):
 
 
 def _model(config: WidthConfig, param: str, width: int, seed: int, input_shape):
+  if config.model == "resnet18":
+    from harness import nets  # pylint: disable=import-outside-toplevel
+    multiplier = config.width_multipliers[config.widths.index(width)]
+    return nets.cifar_resnet(multiplier, input_shape=input_shape, num_outputs=NUM_CLASSES,
+                             parameterization=PARAMETERIZATION[param], seed=seed, dtype=config.dtype,
+                             blocks=config.resnet_blocks)
   return spec(config.depth).keras_model(width=width, input_shape=input_shape, num_outputs=NUM_CLASSES,
                                         parameterization=PARAMETERIZATION[param], seed=seed, dtype=config.dtype)
 
@@ -32,14 +38,41 @@ def _multipliers(model, param: str, base_width: int):
 
 
 def train(config: WidthConfig, data: Data, param: str, width: int, seed: int, steps: int, log2_lr: float,
-          log_steps) -> tuple[online.OnlineResult, object]:
-  """One net trained online on the shared stream; returns (result, model)."""
+          log_steps, watch=None) -> tuple[online.OnlineResult, object]:
+  """One net trained online on the shared stream; returns (result, model). `watch(model, multipliers)`, if given,
+  returns the on_log(step, model) called at every logged step (harness.online.train_online)."""
   model = _model(config, param, width, seed, data.train_x.shape[1:])
+  multipliers = _multipliers(model, param, config.widths[0])
   result = online.train_online(
       model, data.batches(steps, config.batch_size), data.eval_x, data.eval_labels,
-      online.OnlineConfig(steps=steps, learning_rate=2.0 ** log2_lr, momentum=config.momentum, loss="xent"),
-      _multipliers(model, param, config.widths[0]), log_steps=log_steps)
+      online.OnlineConfig(steps=steps, learning_rate=2.0 ** log2_lr, momentum=config.momentum, loss="xent",
+                          jit_compile=config.jit_compile),
+      multipliers, log_steps=log_steps, on_log=watch(model, multipliers) if watch else None)
   return result, model
+
+
+def sharpness_watch(config: WidthConfig, data: Data, seed: int, log2_lr: float, out: dict):
+  """A `train` watch putting the edge-of-stability ratio lr lambda_max / 2 (harness.sharpness, on the fixed
+  sharpness batch, rates preconditioned by the net's multipliers) at every logged step into out[step]."""
+  from harness import sharpness  # pylint: disable=import-outside-toplevel
+
+  def watch(model, multipliers):
+    probe = sharpness.HessianProbe(model, data.train_x[:config.sharpness_examples],
+                                   data.train_labels[:config.sharpness_examples], "xent", multipliers,
+                                   jit_compile=config.jit_compile)
+
+    def on_log(step, _):
+      top = probe.top_eigenvalue(config.sharpness_iterations, seed=seed)
+      out[step] = sharpness.edge_of_stability_ratio(top.eigenvalue, 2.0 ** log2_lr)
+    return on_log
+  return watch
+
+
+def hidden_layers(model, before_activation: bool = False):
+  """A Keras model from the net's input to every hidden layer's output (its ReLUs), or to their pre-activations."""
+  import keras  # pylint: disable=import-outside-toplevel
+  relus = [layer for layer in model.layers if type(layer).__name__ == "ReLU"]
+  return keras.Model(model.inputs[0], [layer.input if before_activation else layer.output for layer in relus])
 
 
 def _final_loss(result: online.OnlineResult) -> float:
@@ -70,21 +103,43 @@ def run_lr_sweep(config: WidthConfig, ctx, data: Data) -> dict[str, float]:
 
 
 def run_training(config: WidthConfig, ctx, data: Data, base_lr: dict[str, float]) -> dict:
-  """{(param, width, seed): {step: predictions}}; records test loss and accuracy at the logged steps."""
-  predictions = {}
+  """({(param, width, seed): {step: predictions}}, {(param, width, seed): last hidden layer's pre-activations on
+  the first preact_examples evaluation images at the last step, flattened}); records test loss and accuracy at the
+  logged steps, and the sharpness ratio along training for the first sharpness_seeds seeds."""
+  predictions, preactivations = {}, {}
   for param in F.PARAMS:
     for width in config.widths:
       for seed in ctx.seeds:
-        result, _ = train(config, data, param, width, seed, config.steps, base_lr[param], config.log_steps)
+        sharpness = {}
+        watch = sharpness_watch(config, data, seed, base_lr[param], sharpness) \
+            if seed in ctx.seeds[:config.sharpness_seeds] else None
+        result, model = train(config, data, param, width, seed, config.steps, base_lr[param], config.log_steps,
+                              watch)
         if result.diverged:
           raise RuntimeError(f"{param} width {width} seed {seed} diverged at base rate 2^{base_lr[param]}")
+        for step, ratio in sharpness.items():
+          ctx.record(F.SHARPNESS, ratio, seed=seed, param=param, N=width, step=step)
+        last_hidden = hidden_layers(model, before_activation=True).predict_on_batch(
+            data.eval_x[:config.preact_examples])[-1]
+        preactivations[param, width, seed] = np.asarray(last_hidden, np.float64).ravel()
         for step, loss, acc in zip(result.steps, result.test_loss, result.test_accuracy):
           ctx.record(F.TEST_LOSS, loss, seed=seed, param=param, N=width, step=step)
           ctx.record(F.TEST_ACC, acc, seed=seed, param=param, N=width, step=step)
         predictions[param, width, seed] = result.predictions
         ctx.curve(f"train_loss/{param}/N={width}", np.arange(len(result.train_loss)), result.train_loss, seed=seed,
                   x_label="step", y_label="training batch loss (before the update)")
-  return predictions
+  return predictions, preactivations
+
+
+def record_preactivation_distances(config: WidthConfig, ctx, preactivations: dict) -> None:
+  """Per seed, the two-sample KS statistic between width N's and the widest net's pre-activation values."""
+  from scipy import stats as scipy_stats  # pylint: disable=import-outside-toplevel
+  for param in F.PARAMS:
+    for seed in ctx.seeds:
+      widest = preactivations[param, config.widths[-1], seed]
+      for width in config.widths[:-1]:
+        distance = scipy_stats.ks_2samp(preactivations[param, width, seed], widest).statistic
+        ctx.record(F.PREACT_DISTANCE, float(distance), seed=seed, param=param, N=width)
 
 
 def record_prediction_metrics(config: WidthConfig, ctx, data: Data, predictions: dict) -> None:
@@ -107,7 +162,7 @@ def record_prediction_metrics(config: WidthConfig, ctx, data: Data, predictions:
         stacked = np.stack([predictions[param, width, seed][step] for seed in ctx.seeds]).astype(np.float64)
         ctx.record(F.OUTPUT_VARIANCE, float(np.mean(np.var(stacked, axis=0, ddof=1))), param=param, N=width,
                    step=step)
-    for k in (1, config.ensemble_size):   # K = 1: the single nets, scored by the same function
+    for k in sorted({1, config.ensemble_size}):   # K = 1: the single nets, scored by the same function
       groups = [ctx.seeds[i:i + k] for i in range(0, len(ctx.seeds), k)]
       for width in config.widths:
         for index, group in enumerate(groups):
@@ -116,22 +171,24 @@ def record_prediction_metrics(config: WidthConfig, ctx, data: Data, predictions:
 
 
 def run_coordinates(config: WidthConfig, ctx, data: Data, base_lr: dict[str, float]) -> None:
-  """Mean |activation| of every hidden layer on the first training batch after 0..coordinate_steps steps."""
-  import keras  # pylint: disable=import-outside-toplevel
+  """Mean |activation| of every hidden layer on the first training batch after 0..coordinate_steps steps (one run
+  per net, read at each step)."""
   batch = data.train_x[:config.batch_size]
   for param in F.PARAMS:
     for width in config.widths:
       for seed in ctx.seeds[:config.coordinate_seeds]:
-        for steps in range(config.coordinate_steps + 1):
-          if steps:
-            _, model = train(config, data, param, width, seed, steps, base_lr[param], None)
-          else:
-            model = _model(config, param, width, seed, data.train_x.shape[1:])
-          relus = [layer.output for layer in model.layers if type(layer).__name__ == "ReLU"]
-          features = keras.Model(model.inputs[0], relus)
-          for layer, h in enumerate(features.predict_on_batch(batch)):
-            ctx.record(F.COORDINATE, float(np.mean(np.abs(h))), seed=seed, param=param, layer=layer, N=width,
-                       step=steps)
+
+        def watch(model, _, param=param, width=width, seed=seed):
+          features = hidden_layers(model)
+
+          def on_log(step, __):
+            for layer, h in enumerate(features.predict_on_batch(batch)):
+              ctx.record(F.COORDINATE, float(np.mean(np.abs(h))), seed=seed, param=param, layer=layer, N=width,
+                         step=step)
+          return on_log
+
+        train(config, data, param, width, seed, config.coordinate_steps, base_lr[param],
+              range(config.coordinate_steps + 1), watch)
 
 
 def run(config: WidthConfig, ctx) -> None:
@@ -140,8 +197,9 @@ def run(config: WidthConfig, ctx) -> None:
   with ctx.phase("lr_sweep"):
     base_lr = run_lr_sweep(config, ctx, data)
   with ctx.phase("train"):
-    predictions = run_training(config, ctx, data, base_lr)
+    predictions, preactivations = run_training(config, ctx, data, base_lr)
   with ctx.phase("prediction_metrics"):
     record_prediction_metrics(config, ctx, data, predictions)
+    record_preactivation_distances(config, ctx, preactivations)
   with ctx.phase("coordinates"):
     run_coordinates(config, ctx, data, base_lr)

@@ -100,4 +100,20 @@ def cifar_resnet(width_multiplier: float, input_shape: Sequence[int] = (32, 32, 
   return keras.Model(inputs, outputs, name=name or f"resnet_{parameterization}_x{width_multiplier:g}")
 
 
-__all__ = ["BLOCKS", "STAGE_CHANNELS", "cifar_resnet", "stage_channels"]
+def forward_macs(width_multiplier: float, spatial_size: int = 32, in_channels: int = 3, num_outputs: int = 10,
+                 blocks: Sequence[int] = BLOCKS, base_channels: Sequence[int] = STAGE_CHANNELS) -> int:
+  """Multiply-accumulates of one forward pass of `cifar_resnet` on one spatial_size^2 image (convs and readout)."""
+  channels = stage_channels(width_multiplier, base_channels)
+  size, previous = spatial_size, channels[0]
+  macs = size * size * 9 * in_channels * channels[0]
+  for stage, (count, width) in enumerate(zip(blocks, channels)):
+    for block in range(count):
+      if stage > 0 and block == 0:
+        size = -(-size // 2)
+        macs += size * size * previous * width          # 1x1 projection shortcut
+      macs += size * size * 9 * (previous + width) * width
+      previous = width
+  return macs + previous * num_outputs
+
+
+__all__ = ["BLOCKS", "STAGE_CHANNELS", "cifar_resnet", "forward_macs", "stage_channels"]

@@ -1,5 +1,6 @@
 """width_consistency: config checks, the prediction metrics on hand-made outputs, each claim passing on metrics
 that satisfy it and failing when one moves beyond its tolerance, one tiny run end to end on real CIFAR-10."""
+import dataclasses
 import os
 
 import numpy as np
@@ -11,10 +12,11 @@ from benchmarks.width_consistency import phases
 from benchmarks.width_consistency.config import WidthConfig
 from benchmarks.width_consistency.data import Data
 from benchmarks.width_consistency.experiment import EXPERIMENT
-from harness import registry
+from harness import errors, registry
 from harness.context import RunContext
 from harness.metrics import Metric
 from tests.benchmarks import helpers
+from tests.data import fake_data
 
 WIDTHS = (32, 64, 128, 256)
 SEEDS = (0, 1, 2, 3)
@@ -26,7 +28,11 @@ MIRRORS = os.path.join(os.path.dirname(helpers.EXACT_MIRROR), "cifar10-jpeg")
 def test_config_is_checked():
   WidthConfig(seeds=SEEDS)
   for bad in ({"widths": (32, 64, 128)}, {"widths": (64, 32, 128, 256)}, {"log_steps": (0, 100)},
-              {"seeds": (0, 1, 2)}, {"sweep_seeds": (9,)}, {"log2_lr_grid": {"mup": (1.0, 2.0)}}):
+              {"seeds": (0, 1, 2)}, {"sweep_seeds": (9,)}, {"log2_lr_grid": {"mup": (1.0, 2.0)}},
+              {"model": "cnn"}, {"width_multipliers": (1.0, 2.0, 4.0, 8.0)}, {"sharpness_seeds": 5},
+              {"preact_examples": 2000},
+              {"model": "resnet18", "width_multipliers": (1.0, 0.5, 2.0, 4.0)},
+              {"model": "resnet18", "width_multipliers": (0.3, 1.0, 2.0, 4.0)}):
     with pytest.raises(ValueError):
       WidthConfig(**{"seeds": SEEDS, **bad})
 
@@ -78,6 +84,11 @@ def good_metrics():
   for n in WIDTHS[:-1]:
     for step in STEPS:
       m[F.DISAGREEMENT.name(param="mup", N=n, step=step)] = _per_seed(64.0 / n)
+    m[F.PREACT_DISTANCE.name(param="mup", N=n)] = _per_seed(2.0 / n)
+  for n in WIDTHS:
+    for step in STEPS:
+      m[F.SHARPNESS.name(param="mup", N=n, step=step)] = _per_seed(0.1 if step == 0 else 0.6 + step / 1000)
+    m[F.SHARPNESS.name(param="sp", N=n, step=0)] = _per_seed(n / 16)
   return m
 
 
@@ -87,7 +98,7 @@ def outcomes(metrics):
 
 def test_every_claim_passes_on_good_metrics():
   results = outcomes(good_metrics())
-  assert len(results) == 7 and all(results.values()), results
+  assert len(results) == 10 and all(results.values()), results
 
 
 @pytest.mark.parametrize("claim, moved", [
@@ -99,6 +110,12 @@ def test_every_claim_passes_on_good_metrics():
     ("ensembles_of_narrow_nets_lose_to_one_wide_net",   # the ensemble as good as the widest net
      {F.ENSEMBLE_LOSS.name(param="mup", N=32, K=2): Metric([1.7 + 2.0 / 256, 1.7 + 2.0 / 256 + 1e-4], [0, 1])}),
     ("mup_coordinates_stay_flat", {F.COORDINATE.name(param="mup", layer=1, N=256, step=3): Metric([0.7], [0])}),
+    ("preactivation_distributions_converge", {F.PREACT_DISTANCE.name(param="mup", N=128): _per_seed(0.1)}),
+    ("sharpness_consistent_across_widths", {F.SHARPNESS.name(param="mup", N=256, step=100): _per_seed(0.7 * 1.15)}),
+    ("initial_sharpness_scales_as_parameterization_predicts",   # SP's initial sharpness flat in N
+     {F.SHARPNESS.name(param="sp", N=n, step=0): _per_seed(2.0) for n in WIDTHS}),
+    ("initial_sharpness_scales_as_parameterization_predicts",   # muP's initial sharpness growing with N
+     {F.SHARPNESS.name(param="mup", N=n, step=0): _per_seed(0.1 * n / 32) for n in WIDTHS}),
 ])
 def test_claim_fails_when_one_metric_moves_beyond_its_tolerance(claim, moved):
   metrics = good_metrics()
@@ -113,7 +130,8 @@ def _tiny():
   """Command: tests/benchmarks/test_width_consistency.py (in-process runner)
   Expected result: the run completes and records every family."""
   return WidthConfig(seeds=(0, 1, 2, 3), widths=(8, 16, 32, 64), batch_size=16, steps=20, log_steps=(0, 10, 20),
-                     sweep_steps=4, log2_lr_grid={"mup": (4.0, 5.0, 6.0), "sp": (-3.0, -2.0, -1.0)}, n_eval=200)
+                     sweep_steps=4, log2_lr_grid={"mup": (4.0, 5.0, 6.0), "sp": (-3.0, -2.0, -1.0)}, n_eval=200,
+                     preact_examples=100)
 
 
 @pytest.mark.skipif(not (os.path.isdir(helpers.EXACT_MIRROR) and os.path.isdir(MIRRORS)),
@@ -129,3 +147,51 @@ def test_tiny_run_end_to_end(tmp_path):
     assert any(family.parse(name) for name in metrics), family.template
   assert metrics[F.TEST_LOSS.name(param="mup", N=64, step=20)]["seeds"] == [0, 1, 2, 3]
   assert all(c["metrics"] for c in record["claims"])
+
+
+@registry.tier("paper", hardware="2 CPU cores", expected_runtime_s=120)
+def _tiny_resnet():
+  """Command: tests/benchmarks/test_width_consistency.py (in-process runner)
+  Expected result: the paper tier's path (ResNet family, CIFAR-5m parts re-read for each net) runs end to end."""
+  return WidthConfig(seeds=(0, 1), ensemble_size=1, model="resnet18", resnet_blocks=(1, 1, 1, 1),
+                     width_multipliers=(1 / 32, 1 / 16, 1 / 8, 1 / 4),
+                     train_dataset="cifar5m", eval_dataset="cifar5m", hold_stream=False, downsample=4, n_eval=24,
+                     preact_examples=24, batch_size=8, steps=4, log_steps=(0, 2, 4), sweep_steps=2,
+                     log2_lr_grid={"mup": (-1.0, 0.0, 1.0), "sp": (-3.0, -2.0, -1.0)}, coordinate_steps=1,
+                     sharpness_examples=8, sharpness_iterations=2, jit_compile=False)
+
+
+def test_tiny_resnet_run_on_fake_cifar5m_parts(tmp_path):
+  folder = str(tmp_path / "cifar5m")
+  fake_data.write_mirror(folder, {"part0.npz": fake_data.random_examples(40, seed=0),
+                                  "part5.npz": fake_data.random_examples(30, seed=5)}, keys=("X", "Y"))
+  record = helpers.run_tiny(EXPERIMENT, _tiny_resnet, str(tmp_path / "run"), "width_consistency_resnet_test",
+                            mirrors=f"cifar5m={folder}")
+  assert record["config"]["widths"] == [2, 4, 8, 16]
+  train, test = record["datasets"]
+  assert (train["dataset_id"], train["served"], test["dataset_id"], test["n"]) == ("cifar5m", "anew for each net, in this order", "cifar5m", 24)
+  metrics = record["metrics"]
+  for family in F.FAMILIES:
+    assert any(family.parse(name) for name in metrics), family.template
+  assert metrics[F.TEST_LOSS.name(param="mup", N=16, step=4)]["seeds"] == [0, 1]
+
+
+@registry.tier("paper", hardware="2 CPU cores", expected_runtime_s=1)
+def _bad_multiplier():
+  """Command: tests/benchmarks/test_width_consistency.py (in-process runner)
+  Expected result: refused before any work (0.3 x 64 channels is not a whole number)."""
+  return dataclasses.replace(_tiny_resnet.config(), width_multipliers=(0.3, 1.0, 2.0, 4.0))
+
+
+def test_bad_width_multipliers_and_short_streams_stop_before_training(tmp_path):
+  """A multiplier that does not divide the stage channels, or a CIFAR-5m mirror shorter than the tier's stream: a
+  one-line HarnessError (exit 2 from the CLI) before any training, and no run directory for the first."""
+  with pytest.raises(errors.HarnessError, match="does not divide"):
+    helpers.run_tiny(EXPERIMENT, _bad_multiplier, str(tmp_path / "bad"), "width_consistency_bad_test")
+  assert not os.path.exists(tmp_path / "bad")
+  folder = str(tmp_path / "short")
+  fake_data.write_mirror(folder, {"part0.npz": fake_data.random_examples(20, seed=0),
+                                  "part5.npz": fake_data.random_examples(30, seed=5)}, keys=("X", "Y"))
+  with pytest.raises(errors.HarnessError, match="holds 20 examples, 32 asked"):
+    helpers.run_tiny(EXPERIMENT, _tiny_resnet, str(tmp_path / "short_run"), "width_consistency_short_test",
+                     mirrors=f"cifar5m={folder}")

@@ -17,9 +17,9 @@ does not abstract:
                           non_trainable, loss): the gradient of loss_fn(params, non_trainable, x, y) -> (loss,
                           non_trainable) w.r.t. params, then update_fn(params, grads, state) -> (params, state)
                           (harness/online.py; tf.function with XLA or not / jax.jit with the state donated)
-  hessian_vector_product(loss_fn)
+  hessian_vector_product(loss_fn, jit_compile)
                           a compiled hvp(params, vectors, *args) -> H v, H the Hessian of the scalar
-                          loss_fn(params, *args) in params (harness/sharpness.py)
+                          loss_fn(params, *args) in params (harness/sharpness.py; XLA switchable under TF)
   devices()               the devices kernel tiles are spread over (accelerators, else logical CPU devices)
   device_scope(device)    context placing work on one of them
   eager()                 context running compiled functions op by op (no tracing or XLA compilation)

@@ -78,9 +78,10 @@ def train_step(loss_fn: Callable, update_fn: Callable, jit_compile: bool = True)
   return jax.jit(step, donate_argnums=(0, 1, 2), **options)
 
 
-def hessian_vector_product(loss_fn: Callable) -> Callable:
+def hessian_vector_product(loss_fn: Callable, jit_compile: bool = True) -> Callable:
   """hvp(params, vectors, *args) -> [H v per parameter], H the Hessian of loss_fn(params, *args) (a scalar) in
-  params: forward-over-reverse (jax.jvp of jax.grad), under jax.jit."""
+  params: forward-over-reverse (jax.jvp of jax.grad), under jax.jit (`jit_compile` is TensorFlow's switch)."""
+  del jit_compile
 
   def hvp(params, vectors, *args):
     return jax.jvp(lambda p: jax.grad(loss_fn)(p, *args), (params,), (vectors,))[1]

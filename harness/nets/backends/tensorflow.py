@@ -168,9 +168,10 @@ class _FlatStep:
     return tf.nest.pack_sequence_as(out_structure, concrete(*flat))
 
 
-def hessian_vector_product(loss_fn: Callable) -> Callable:
+def hessian_vector_product(loss_fn: Callable, jit_compile: bool = True) -> Callable:
   """hvp(params, vectors, *args) -> [H v per parameter], H the Hessian of loss_fn(params, *args) (a scalar) in
-  params: the gradient of <grad loss, v> (Pearlmutter 1994, back-over-back), one compiled tf.function."""
+  params: the gradient of <grad loss, v> (Pearlmutter 1994, back-over-back), one tf.function (XLA-compiled when
+  `jit_compile`)."""
 
   def hvp(params, vectors, *args):
     with tf.GradientTape(watch_accessed_variables=False) as outer:
@@ -182,7 +183,7 @@ def hessian_vector_product(loss_fn: Callable) -> Callable:
       dot = tf.add_n([tf.reduce_sum(g * tf.stop_gradient(v)) for g, v in zip(grads, vectors)])
     return outer.gradient(dot, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
-  return _FlatStep(hvp, jit_compile=True)
+  return _FlatStep(hvp, jit_compile=jit_compile)
 
 
 def devices() -> list[str]:
