@@ -38,7 +38,7 @@ class WidthConfig:
   coordinate_steps: int = 3
   coordinate_seeds: int = 1             # the first seeds: the coordinate check needs few
   preact_examples: int = 256            # evaluation images whose last-hidden-layer pre-activations are compared
-  sharpness_seeds: int = 1              # the first seeds: sharpness along training (Hessian power iteration)
+  sharpness_seeds: int = 2              # the first seeds: sharpness along training (Hessian power iteration)
   sharpness_examples: int = 256         # its fixed batch: the first training examples of the stream
   sharpness_iterations: int = 20
 
@@ -119,8 +119,9 @@ def paper() -> WidthConfig:
   (ResNet-18 at 0.5x-8x: 283 GFLOP per image over the five widths, 1.28M images per net, 4 seeds x 2
   parameterizations, sweeps 12.5% more), 5-6 hours at an achieved 150-200 TFLOP/s (TF32 matmuls on an H100). The
   stream is re-read from disk for every net (1.28M images a run are never held).
-  Expected result: every claim passes, as at the small tier, on the CIFAR ResNet family (Vyas et al. 2023 train
-  ResNets on CIFAR-5m online); widths 0.5x to 8x the standard 64 channels."""
+  Expected result: every claim passes, as at the small tier, on the CIFAR ResNet-18 family, widths 0.5x to 8x the
+  standard 64 channels (for the paper's CIFAR-5m experiments; the exact variant it trains was not checked against
+  its text here)."""
   return WidthConfig(seeds=(0, 1, 2, 3), model="resnet18", width_multipliers=(0.5, 1.0, 2.0, 4.0, 8.0),
                      train_dataset="cifar5m", eval_dataset="cifar5m", n_eval=10000, downsample=1, hold_stream=False,
                      batch_size=128, steps=10000, log_steps=(0, 250, 500, 1000, 2500, 5000, 10000),
