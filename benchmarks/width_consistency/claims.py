@@ -15,6 +15,7 @@ from harness.families import LARGEST
 from benchmarks.width_consistency import families as F
 
 RESOLVING_TIERS = ("small", "paper")
+CNN_TIERS = ("small",)         # the tier with a CNN phase sized to resolve it (paper: the ResNet family instead)
 CLAIM_ALPHA = 0.01
 LR_TRANSFER_STEPS = 1          # muP: best base rate the same at every width within one grid step
 LOSS_CURVE_RTOL = 0.02         # two widest muP nets: mean test loss within 2% at every logged step (seed sd ~0.5%)
@@ -48,16 +49,30 @@ def _best_rate_spread(view) -> tuple[bool, str]:
   return spread <= LR_TRANSFER_STEPS, text + f" (spread {spread:g} grid steps)"
 
 
-def _loss_curves_agree(view) -> tuple[bool, str]:
-  table = view.of(F.TEST_LOSS).select(param="mup")
+def _two_widest_gaps(view, family, first_step: int = 0):
+  """(the two widest muP widths, {step: relative gap of their seed means}, the widest's series by step) over the
+  logged steps >= first_step that both have."""
+  table = view.of(family).select(param="mup")
   widths = table.values("N")
   if len(widths) < 2:
-    raise claims.MissingMetric("fewer than two widths of test_loss/mup")
+    raise claims.MissingMetric(f"fewer than two widths of {family.template} for mup")
   wide, wider = (dict(table.select(N=w).series("step")) for w in widths[-2:])
-  gaps = {step: abs(wide[step].mean - wider[step].mean) / wider[step].mean for step in wider if step in wide}
-  worst = max(gaps, key=gaps.get)
-  return gaps[worst] <= LOSS_CURVE_RTOL, (f"N={widths[-2]} vs N={widths[-1]}: largest relative gap {gaps[worst]:.4f} "
-                                          f"at step {worst} over {len(gaps)} logged steps")
+  gaps = {step: abs(wide[step].mean - wider[step].mean) / wider[step].mean
+          for step in wider if step in wide and step >= first_step}
+  if not gaps:
+    raise claims.MissingMetric(f"no {family.template} for mup at a step >= {first_step}")
+  return widths[-2:], gaps, wider
+
+
+def _loss_curves_agree(family, nets: str = "nets"):
+  """The claim function: the two widest muP `nets`' mean test loss (`family`) within LOSS_CURVE_RTOL at every step."""
+
+  def check(view) -> tuple[bool, str]:
+    widths, gaps, _ = _two_widest_gaps(view, family)
+    worst = max(gaps, key=gaps.get)
+    return gaps[worst] <= LOSS_CURVE_RTOL, (f"{nets} N={widths[0]} vs N={widths[1]}: largest relative gap "
+                                            f"{gaps[worst]:.4f} at step {worst} over {len(gaps)} logged steps")
+  return check
 
 
 def _mup_coordinates_flat(view) -> tuple[bool, str]:
@@ -73,18 +88,11 @@ def _mup_coordinates_flat(view) -> tuple[bool, str]:
 
 
 def _sharpness_agrees(view) -> tuple[bool, str]:
-  table = view.of(F.SHARPNESS).select(param="mup")
-  widths = table.values("N")
-  if len(widths) < 2:
-    raise claims.MissingMetric("fewer than two widths of sharpness_ratio/mup")
-  wide, wider = (dict(table.select(N=w).series("step")) for w in widths[-2:])
-  gaps = {step: abs(wide[step].mean - wider[step].mean) / wider[step].mean for step in wider if step in wide and step}
-  if not gaps:
-    raise claims.MissingMetric("no sharpness_ratio/mup after step 0")
+  widths, gaps, wider = _two_widest_gaps(view, F.SHARPNESS, first_step=1)
   worst = max(gaps, key=gaps.get)
   levels = ", ".join(f"{step}: {wider[step].mean:.2f}" for step in sorted(wider))
-  return gaps[worst] <= SHARPNESS_RTOL, (f"N={widths[-2]} vs N={widths[-1]}: largest relative gap {gaps[worst]:.3f} at "
-                                         f"step {worst}; lr lambda_max / 2 of N={widths[-1]} by step: {levels}")
+  return gaps[worst] <= SHARPNESS_RTOL, (f"N={widths[0]} vs N={widths[1]}: largest relative gap {gaps[worst]:.3f} at "
+                                         f"step {worst}; lr lambda_max / 2 of N={widths[1]} by step: {levels}")
 
 
 def _ensemble_bias(view) -> tuple[bool, str]:
@@ -119,6 +127,14 @@ def _sp_rate_moves(view) -> tuple[bool, str]:
 
 _LAST = {"param": "mup", "step": LARGEST}
 
+
+def _falls_with_width(family) -> claims.AllOf:
+  """At the last step, each step in N a significant decrease (one-sided Welch) and a slope whose CI is below 0."""
+  return claims.AllOf((
+      claims.StepwiseDecrease(family, along="N", alpha=CLAIM_ALPHA, where=_LAST),
+      claims.PowerLawSlope(family, x="N", interval=(-math.inf, 0.0), where=_LAST, ci_inside=True)))
+
+
 CLAIMS = (
     claims.Claim("mup_learning_rate_transfers",
                  "muP: the best base learning rate is the same at every width (Yang & Hu 2021; tuned at one width, "
@@ -134,14 +150,11 @@ CLAIMS = (
     claims.Claim("loss_curves_agree_across_widths",
                  "muP nets of different widths trained online have nearly identical loss curves (2305.18411 abstract)",
                  claims.Predicate(f"the two widest nets' mean test loss within {LOSS_CURVE_RTOL:g} (relative) at every "
-                                  "logged step", _loss_curves_agree, reads=(F.TEST_LOSS,))),
+                                  "logged step", _loss_curves_agree(F.TEST_LOSS), reads=(F.TEST_LOSS,))),
     claims.Claim("predictions_agree_more_with_width",
                  "muP: pointwise disagreement with the widest net, D_N, falls with width (2305.18411: predictions "
                  "agree pointwise at realistic widths)",
-                 claims.AllOf((
-                     claims.StepwiseDecrease(F.DISAGREEMENT, along="N", alpha=CLAIM_ALPHA, where=_LAST),
-                     claims.PowerLawSlope(F.DISAGREEMENT, x="N", interval=(-math.inf, 0.0), where=_LAST,
-                                          ci_inside=True)))),
+                 _falls_with_width(F.DISAGREEMENT)),
     claims.Claim("output_variance_is_one_over_width",
                  "the initialisation-dependent output variance scales like 1/N (2305.18411: the leading finite-width "
                  "deviation, removed by ensembling)",
@@ -177,6 +190,17 @@ CLAIMS = (
                      claims.PowerLawSlope(F.SHARPNESS, x="N", interval=MUP_SHARPNESS_SLOPE,
                                           where={"param": "mup", "step": 0}))),
                  tiers=RESOLVING_TIERS),
+    claims.Claim("cnn_loss_curves_agree_across_widths",
+                 "the same for a convolutional net: muP CNNs of different widths trained online have nearly identical "
+                 "loss curves (2305.18411: across a variety of architectures)",
+                 claims.Predicate(f"the two widest CNNs' mean test loss within {LOSS_CURVE_RTOL:g} (relative) at every "
+                                  "logged step", _loss_curves_agree(F.CNN_TEST_LOSS, "CNNs"),
+                                  reads=(F.CNN_TEST_LOSS,)),
+                 tiers=CNN_TIERS),
+    claims.Claim("cnn_predictions_agree_more_with_width",
+                 "muP CNNs: pointwise disagreement with the widest CNN falls with width",
+                 _falls_with_width(F.CNN_DISAGREEMENT),
+                 tiers=CNN_TIERS),
     claims.Claim("mup_coordinates_stay_flat",
                  "muP: every hidden layer's activation scale stays the same across widths over the first steps (the "
                  "microsoft/mup coordinate check)",

@@ -6,7 +6,9 @@ import dataclasses
 from harness import registry
 
 STATS_EXAMPLES = 2048          # channel mean/std from the stream's first images (they are trained on too)
-MODELS = ("mlp", "resnet18")   # harness.nets spec MLP (CPU tiers) / nets.cifar_resnet (paper tier)
+# the CNN's base rates 2^k: brackets the best at the base width (2^5 in a sweep over 2^0..2^6 at the small tier)
+CNN_LOG2_LR_GRID = (3.0, 4.0, 5.0, 6.0, 7.0)
+MODELS = ("mlp", "cnn", "resnet18")  # harness.nets spec MLP and small CNN (CPU tiers) / nets.cifar_resnet (paper)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +25,10 @@ class WidthConfig:
   width_multipliers: tuple[float, ...] = ()      # resnet18: x the stage channels (64, 128, 256, 512)
   resnet_blocks: tuple[int, ...] = (2, 2, 2, 2)  # resnet18: basic blocks per stage (ResNet-18)
   hold_stream: bool = True              # keep the whole stream in memory (else re-read it for each net)
+  # the small CNN (phase cnn, muP only, on the same stream; none when empty): channel widths, seeds, its base-rate grid
+  cnn_widths: tuple[int, ...] = ()
+  cnn_seeds: int = 4
+  cnn_log2_lr_grid: tuple[float, ...] = ()
   batch_size: int = 64
   steps: int = 200
   log_steps: tuple[int, ...] = (0, 25, 50, 100, 200)
@@ -66,6 +72,10 @@ class WidthConfig:
       raise ValueError(f"sharpness_seeds and coordinate_seeds must be in [1, {len(self.seeds)}]")
     if not 0 < self.preact_examples <= self.n_eval or self.sharpness_examples < 1:
       raise ValueError(f"need 0 < preact_examples <= n_eval={self.n_eval} and sharpness_examples >= 1")
+    if self.cnn_widths and (list(self.cnn_widths) != sorted(set(self.cnn_widths)) or len(self.cnn_widths) < 4 or
+                            not 2 <= self.cnn_seeds <= len(self.seeds) or len(self.cnn_log2_lr_grid) < 3):
+      raise ValueError(f"the CNN needs >= 4 strictly increasing widths (got {self.cnn_widths}), 2 <= cnn_seeds <= "
+                       f"{len(self.seeds)} (got {self.cnn_seeds}) and >= 3 rates (got {self.cnn_log2_lr_grid})")
     if set(self.log2_lr_grid) != {"mup", "sp"} or any(len(g) < 3 for g in self.log2_lr_grid.values()):
       raise ValueError(f"log2_lr_grid needs >= 3 rates for each of mup and sp, got {self.log2_lr_grid}")
 
@@ -84,19 +94,21 @@ class WidthConfig:
 @registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=120)
 def smoke() -> WidthConfig:
   """Command: python -m harness run --experiment=width_consistency --tier=smoke (HARNESS_MIRRORS with cifar10_jpeg and cifar10)
-  Expected result: the loss curves, disagreement, variance, ensemble and coordinate metrics of 3 widths x 4 seeds,
-  guarded by the blessed references; claims needing more widths and seeds are reported, not asserted."""
-  return WidthConfig(seeds=(0, 1, 2, 3))
+  Expected result: the loss curves, disagreement, variance, ensemble, pre-activation, sharpness and coordinate
+  metrics of MLPs of 4 widths x 4 seeds and the loss curves and disagreement of CNNs of 4 widths x 2 seeds, guarded by
+  the blessed references; claims needing more widths and seeds are reported, not asserted."""
+  return WidthConfig(seeds=(0, 1, 2, 3), cnn_widths=(8, 16, 32, 64), cnn_seeds=2, cnn_log2_lr_grid=CNN_LOG2_LR_GRID)
 
 
 @registry.tier("small", hardware="2 CPU cores", expected_runtime_s=600)
 def small() -> WidthConfig:
   """Command: python -m harness run --experiment=width_consistency --tier=small (HARNESS_MIRRORS with cifar10_jpeg and cifar10)
-  Expected result: every claim passes with its test; 5 widths 64-1024 x 8 seeds, 780 online steps of 64 images
-  (49,920 of the 50,000 cifar10_jpeg training images, each once), evaluated on 1,000 exact-pixel test images."""
+  Expected result: every claim passes with its test; MLPs of 5 widths 64-1024 x 8 seeds and CNNs of 16-128 channels x
+  4 seeds, 780 online steps of 64 images (49,920 of the 50,000 cifar10_jpeg training images, each once), evaluated
+  on 1,000 exact-pixel test images."""
   return WidthConfig(seeds=tuple(range(8)), widths=(64, 128, 256, 512, 1024), steps=780,
                      log_steps=(0, 50, 100, 200, 400, 780), coordinate_seeds=2,
-                     sharpness_seeds=4)
+                     sharpness_seeds=4, cnn_widths=(16, 32, 64, 128), cnn_seeds=4, cnn_log2_lr_grid=CNN_LOG2_LR_GRID)
 
 
 def resnet_training_flop(config: "WidthConfig") -> float:

@@ -41,5 +41,16 @@ PREACT_DISTANCE = Family("preactivation_ks/{param}/N={N:d}", unit="1", rule=WELC
 SHARPNESS = Family("sharpness_ratio/{param}/N={N:d}/step={step:d}", unit="1", rule=WELCH, choices=_P,
                    description="lr * lambda_max(P^1/2 H P^1/2) / 2 on a fixed training batch after `step` steps "
                                "(harness.sharpness; P the muP rate multipliers; 1 = the edge of stability)")
+_CNN = {"param": ("mup",)}
+CNN_TEST_LOSS = Family("cnn_test_loss/{param}/N={N:d}/step={step:d}", unit="nats", rule=WELCH, choices=_CNN,
+                       description="the small CNN (phases.cnn_spec: 3x3 convs with N channels, global average pool) "
+                                   "in muP, cross-entropy on the evaluation set, one net per seed")
+CNN_DISAGREEMENT = Family("cnn_disagreement/{param}/N={N:d}/step={step:d}", unit="logit^2", rule=WELCH,
+                          choices=_CNN, description="the small CNN's D_N(t): mean over the evaluation set of "
+                                                    "||f_N(x) - f_widest(x)||^2, same seed")
+CNN_LR_SWEEP_LOSS = Family("cnn_lr_sweep_test_loss/{param}/N={N:d}/log2_lr={log2_lr:g}", unit="nats", rule=WELCH,
+                           choices=_CNN, description="the small CNN's test loss after the sweep's steps at base "
+                                                     "rate 2^log2_lr, at the base width")
 FAMILIES = (TEST_LOSS, TEST_ACC, DISAGREEMENT, DISAGREEMENT_SLOPE, OUTPUT_VARIANCE, ENSEMBLE_LOSS, COORDINATE,
-            LR_SWEEP_LOSS, BEST_LOG2_LR, PREACT_DISTANCE, SHARPNESS)
+            LR_SWEEP_LOSS, BEST_LOG2_LR, PREACT_DISTANCE, SHARPNESS, CNN_TEST_LOSS, CNN_DISAGREEMENT,
+            CNN_LR_SWEEP_LOSS)

@@ -2,6 +2,8 @@
 metrics computed from the kept predictions (package docstring)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from harness import online, stats
@@ -21,6 +23,13 @@ def spec(depth: int):
   return nets.serial(nets.Flatten(), *hidden, nets.Dense(w_std=1.0, b_std=0.0))
 
 
+def cnn_spec(depth: int):
+  """`depth` x (3x3 Conv 'SAME', ReLU), GlobalAvgPool, Dense readout: the CPU tiers' small CNN (harness.nets)."""
+  from harness import nets  # pylint: disable=import-outside-toplevel
+  hidden = [nets.Conv(3, w_std=2.0 ** 0.5, b_std=0.0), nets.Relu()] * depth
+  return nets.serial(*hidden, nets.GlobalAvgPool(), nets.Dense(w_std=1.0, b_std=0.0))
+
+
 def _model(config: WidthConfig, param: str, width: int, seed: int, input_shape):
   if config.model == "resnet18":
     from harness import nets  # pylint: disable=import-outside-toplevel
@@ -28,7 +37,7 @@ def _model(config: WidthConfig, param: str, width: int, seed: int, input_shape):
     return nets.cifar_resnet(multiplier, input_shape=input_shape, num_outputs=NUM_CLASSES,
                              parameterization=PARAMETERIZATION[param], seed=seed, dtype=config.dtype,
                              blocks=config.resnet_blocks)
-  return spec(config.depth).keras_model(width=width, input_shape=input_shape, num_outputs=NUM_CLASSES,
+  return (cnn_spec if config.model == "cnn" else spec)(config.depth).keras_model(width=width, input_shape=input_shape, num_outputs=NUM_CLASSES,
                                         parameterization=PARAMETERIZATION[param], seed=seed, dtype=config.dtype)
 
 
@@ -142,6 +151,12 @@ def record_preactivation_distances(config: WidthConfig, ctx, preactivations: dic
         ctx.record(F.PREACT_DISTANCE, float(distance), seed=seed, param=param, N=width)
 
 
+def disagreement(f: np.ndarray, ref: np.ndarray) -> float:
+  """Mean over examples of ||f(x) - ref(x)||^2 (outputs (n, k)), in float64."""
+  gap = np.asarray(f, np.float64) - np.asarray(ref, np.float64)
+  return float(np.mean(np.sum(gap * gap, axis=1)))
+
+
 def record_prediction_metrics(config: WidthConfig, ctx, data: Data, predictions: dict) -> None:
   """Disagreement with the widest net, its slope in N, the output variance across seeds, ensembles."""
   widest, narrow = config.widths[-1], config.widths[:-1]
@@ -149,11 +164,10 @@ def record_prediction_metrics(config: WidthConfig, ctx, data: Data, predictions:
   for param in F.PARAMS:
     for step in config.log_steps:
       for seed in ctx.seeds:
-        ref = predictions[param, widest, seed][step].astype(np.float64)
+        ref = predictions[param, widest, seed][step]
         values = []
         for width in narrow:
-          gap = predictions[param, width, seed][step].astype(np.float64) - ref
-          values.append(float(np.mean(np.sum(gap * gap, axis=1))))
+          values.append(disagreement(predictions[param, width, seed][step], ref))
           ctx.record(F.DISAGREEMENT, values[-1], seed=seed, param=param, N=width, step=step)
         if step > 0 and len(narrow) >= 3:
           ctx.record(F.DISAGREEMENT_SLOPE, stats.fit_power_law(narrow, values).slope, seed=seed, param=param,
@@ -191,6 +205,36 @@ def run_coordinates(config: WidthConfig, ctx, data: Data, base_lr: dict[str, flo
               range(config.coordinate_steps + 1), watch)
 
 
+def run_cnn(config: WidthConfig, ctx, data: Data) -> None:
+  """The small CNN (muP only) on the same stream: its base rate tuned at the base width on cnn_log2_lr_grid
+  (sweep_steps, the first sweep seed), then cnn_widths x the first cnn_seeds seeds trained for the tier's steps;
+  records the test-loss curves and D_N against the widest CNN."""
+  cnn = dataclasses.replace(config, model="cnn", widths=config.cnn_widths, width_multipliers=())
+  base, seed0 = cnn.widths[0], config.sweep_seeds[0]
+  sweep = {}
+  for log2_lr in config.cnn_log2_lr_grid:
+    sweep[log2_lr] = _final_loss(train(cnn, data, "mup", base, seed0, config.sweep_steps, log2_lr, None)[0])
+    if np.isfinite(sweep[log2_lr]):
+      ctx.record(F.CNN_LR_SWEEP_LOSS, sweep[log2_lr], seed=seed0, param="mup", N=base, log2_lr=log2_lr)
+  rate = min(sweep, key=sweep.get)
+  ctx.note("cnn_base_log2_lr", rate)
+  seeds, predictions = ctx.seeds[:config.cnn_seeds], {}
+  for width in cnn.widths:
+    for seed in seeds:
+      result, _ = train(cnn, data, "mup", width, seed, config.steps, rate, config.log_steps)
+      if result.diverged:
+        raise RuntimeError(f"CNN width {width} seed {seed} diverged at base rate 2^{rate}")
+      for step, loss in zip(result.steps, result.test_loss):
+        ctx.record(F.CNN_TEST_LOSS, loss, seed=seed, param="mup", N=width, step=step)
+      predictions[width, seed] = result.predictions
+  for step in config.log_steps:
+    for seed in seeds:
+      widest = predictions[cnn.widths[-1], seed][step]
+      for width in cnn.widths[:-1]:
+        ctx.record(F.CNN_DISAGREEMENT, disagreement(predictions[width, seed][step], widest), seed=seed, param="mup",
+                   N=width, step=step)
+
+
 def run(config: WidthConfig, ctx) -> None:
   with ctx.phase("data"):
     data = load(ctx, config)
@@ -203,3 +247,6 @@ def run(config: WidthConfig, ctx) -> None:
     record_preactivation_distances(config, ctx, preactivations)
   with ctx.phase("coordinates"):
     run_coordinates(config, ctx, data, base_lr)
+  if config.cnn_widths:
+    with ctx.phase("cnn"):
+      run_cnn(config, ctx, data)

@@ -29,8 +29,10 @@ def test_config_is_checked():
   WidthConfig(seeds=SEEDS)
   for bad in ({"widths": (32, 64, 128)}, {"widths": (64, 32, 128, 256)}, {"log_steps": (0, 100)},
               {"seeds": (0, 1, 2)}, {"sweep_seeds": (9,)}, {"log2_lr_grid": {"mup": (1.0, 2.0)}},
-              {"model": "cnn"}, {"width_multipliers": (1.0, 2.0, 4.0, 8.0)}, {"sharpness_seeds": 5},
-              {"preact_examples": 2000},
+              {"model": "transformer"}, {"width_multipliers": (1.0, 2.0, 4.0, 8.0)}, {"sharpness_seeds": 5},
+              {"preact_examples": 2000}, {"cnn_widths": (8, 16, 32), "cnn_log2_lr_grid": (1.0, 2.0, 3.0)},
+              {"cnn_widths": (8, 16, 32, 64), "cnn_seeds": 1, "cnn_log2_lr_grid": (1.0, 2.0, 3.0)},
+              {"cnn_widths": (8, 16, 32, 64), "cnn_log2_lr_grid": (1.0, 2.0)},
               {"model": "resnet18", "width_multipliers": (1.0, 0.5, 2.0, 4.0)},
               {"model": "resnet18", "width_multipliers": (0.3, 1.0, 2.0, 4.0)}):
     with pytest.raises(ValueError):
@@ -89,6 +91,10 @@ def good_metrics():
     for step in STEPS:
       m[F.SHARPNESS.name(param="mup", N=n, step=step)] = _per_seed(0.1 if step == 0 else 0.6 + step / 1000)
     m[F.SHARPNESS.name(param="sp", N=n, step=0)] = _per_seed(n / 16)
+    for step in STEPS:
+      m[F.CNN_TEST_LOSS.name(param="mup", N=n, step=step)] = _per_seed(2.3 - step / 1000 - 0.1 / n)
+      if n != WIDTHS[-1]:
+        m[F.CNN_DISAGREEMENT.name(param="mup", N=n, step=step)] = _per_seed(32.0 / n)
   return m
 
 
@@ -98,7 +104,7 @@ def outcomes(metrics):
 
 def test_every_claim_passes_on_good_metrics():
   results = outcomes(good_metrics())
-  assert len(results) == 10 and all(results.values()), results
+  assert len(results) == 12 and all(results.values()), results
 
 
 @pytest.mark.parametrize("claim, moved", [
@@ -114,6 +120,8 @@ def test_every_claim_passes_on_good_metrics():
     ("sharpness_consistent_across_widths", {F.SHARPNESS.name(param="mup", N=256, step=100): _per_seed(0.7 * 1.15)}),
     ("initial_sharpness_scales_as_parameterization_predicts",   # SP's initial sharpness flat in N
      {F.SHARPNESS.name(param="sp", N=n, step=0): _per_seed(2.0) for n in WIDTHS}),
+    ("cnn_loss_curves_agree_across_widths", {F.CNN_TEST_LOSS.name(param="mup", N=256, step=100): _per_seed(2.2 * 0.97)}),
+    ("cnn_predictions_agree_more_with_width", {F.CNN_DISAGREEMENT.name(param="mup", N=64, step=200): _per_seed(1.5)}),
     ("initial_sharpness_scales_as_parameterization_predicts",   # muP's initial sharpness growing with N
      {F.SHARPNESS.name(param="mup", N=n, step=0): _per_seed(0.1 * n / 32) for n in WIDTHS}),
 ])
@@ -131,7 +139,7 @@ def _tiny():
   Expected result: the run completes and records every family."""
   return WidthConfig(seeds=(0, 1, 2, 3), widths=(8, 16, 32, 64), batch_size=16, steps=20, log_steps=(0, 10, 20),
                      sweep_steps=4, log2_lr_grid={"mup": (4.0, 5.0, 6.0), "sp": (-3.0, -2.0, -1.0)}, n_eval=200,
-                     preact_examples=100)
+                     preact_examples=100, cnn_widths=(2, 4, 8, 16), cnn_seeds=2, cnn_log2_lr_grid=(4.0, 5.0, 6.0))
 
 
 @pytest.mark.skipif(not (os.path.isdir(helpers.EXACT_MIRROR) and os.path.isdir(MIRRORS)),
@@ -139,7 +147,7 @@ def _tiny():
 def test_tiny_run_end_to_end(tmp_path):
   record = helpers.run_tiny(EXPERIMENT, _tiny, str(tmp_path / "run"), "width_consistency_tiny_test",
                             mirrors=f"cifar10={helpers.EXACT_MIRROR},cifar10_jpeg={MIRRORS}")
-  assert set(record["phases"]) == {"data", "lr_sweep", "train", "prediction_metrics", "coordinates"}
+  assert set(record["phases"]) == {"data", "lr_sweep", "train", "prediction_metrics", "coordinates", "cnn"}
   assert [d["dataset_id"] for d in record["datasets"]] == ["cifar10_jpeg", "cifar10"]
   assert record["datasets"][0]["stream"] and record["datasets"][0]["n"] == 20 * 16
   metrics = record["metrics"]
@@ -171,7 +179,7 @@ def test_tiny_resnet_run_on_fake_cifar5m_parts(tmp_path):
   train, test = record["datasets"]
   assert (train["dataset_id"], train["served"], test["dataset_id"], test["n"]) == ("cifar5m", "anew for each net, in this order", "cifar5m", 24)
   metrics = record["metrics"]
-  for family in F.FAMILIES:
+  for family in set(F.FAMILIES) - {F.CNN_TEST_LOSS, F.CNN_DISAGREEMENT, F.CNN_LR_SWEEP_LOSS}:  # no CNN phase here
     assert any(family.parse(name) for name in metrics), family.template
   assert metrics[F.TEST_LOSS.name(param="mup", N=16, step=4)]["seeds"] == [0, 1]
 
