@@ -104,11 +104,11 @@ def smoke() -> WidthConfig:
 def small() -> WidthConfig:
   """Command: python -m harness run --experiment=width_consistency --tier=small (HARNESS_MIRRORS with cifar10_jpeg and cifar10)
   Expected result: every claim passes with its test; MLPs of 5 widths 64-1024 x 8 seeds and CNNs of 16-128 channels x
-  4 seeds, 780 online steps of 64 images (49,920 of the 50,000 cifar10_jpeg training images, each once), evaluated
+  8 seeds, 780 online steps of 64 images (49,920 of the 50,000 cifar10_jpeg training images, each once), evaluated
   on 1,000 exact-pixel test images."""
   return WidthConfig(seeds=tuple(range(8)), widths=(64, 128, 256, 512, 1024), steps=780,
                      log_steps=(0, 50, 100, 200, 400, 780), coordinate_seeds=2,
-                     sharpness_seeds=4, cnn_widths=(16, 32, 64, 128), cnn_seeds=4, cnn_log2_lr_grid=CNN_LOG2_LR_GRID)
+                     sharpness_seeds=4, cnn_widths=(16, 32, 64, 128), cnn_seeds=8, cnn_log2_lr_grid=CNN_LOG2_LR_GRID)
 
 
 def resnet_training_flop(config: "WidthConfig") -> float:
