@@ -37,8 +37,9 @@ def _model(config: WidthConfig, param: str, width: int, seed: int, input_shape):
     return nets.cifar_resnet(multiplier, input_shape=input_shape, num_outputs=NUM_CLASSES,
                              parameterization=PARAMETERIZATION[param], seed=seed, dtype=config.dtype,
                              blocks=config.resnet_blocks)
-  return (cnn_spec if config.model == "cnn" else spec)(config.depth).keras_model(width=width, input_shape=input_shape, num_outputs=NUM_CLASSES,
-                                        parameterization=PARAMETERIZATION[param], seed=seed, dtype=config.dtype)
+  architecture = (cnn_spec if config.model == "cnn" else spec)(config.depth)
+  return architecture.keras_model(width=width, input_shape=input_shape, num_outputs=NUM_CLASSES,
+                                  parameterization=PARAMETERIZATION[param], seed=seed, dtype=config.dtype)
 
 
 def _multipliers(model, param: str, base_width: int):

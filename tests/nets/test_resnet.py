@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from harness import nets, online
-from harness.nets import _layers
+from harness.nets import _layers, resnet
 
 pytestmark = pytest.mark.backend_portable
 
@@ -66,3 +66,15 @@ def test_seeds_reproduce_and_online_steps_train():
   config = online.OnlineConfig(steps=5, learning_rate=0.5, loss="xent")
   result = online.train_online(a, [(x, labels)] * 5, x, labels, config, nets.mup_lr_multipliers(a, 4))
   assert not result.diverged and result.test_loss[-1] < result.test_loss[0]
+
+
+def test_forward_macs_counts_the_built_model():
+  """forward_macs against the layers of the built model: output positions x filter area x C_in x C_out per conv."""
+  for multiplier, size, blocks in ((1.0, 32, (2, 2, 2, 2)), (0.25, 8, (1, 2, 1, 1))):
+    model = nets.cifar_resnet(multiplier, input_shape=(size, size, 3), blocks=blocks)
+    counted = 0
+    for layer in _layers.affine_layers(model):
+      fan_in = int(layer.kernel.shape[0]) if len(layer.kernel.shape) == 2 else int(np.prod(layer.kernel.shape[:3]))
+      positions = 1 if len(layer.output.shape) == 2 else int(layer.output.shape[1] * layer.output.shape[2])
+      counted += positions * fan_in * layer.units
+    assert resnet.forward_macs(multiplier, size, blocks=blocks) == counted
