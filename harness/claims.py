@@ -277,29 +277,57 @@ class PowerLawSlope(TableCheck):
 
   Per-seed metrics: the slope is fitted per seed and averaged, with a Student-t interval over seeds;
   deterministic metrics: one least-squares fit of the values, with the fit's t interval
-  (harness.stats.fit_power_law). The estimate decides; with `ci_inside`, the whole confidence interval must
-  lie in `interval` (e.g. interval (-inf, 0): a slope significantly below 0).
+  (harness.stats.fit_power_law). With `method="bootstrap"` (per-seed metrics with the same seeds at every x):
+  the slope of the seed means with a percentile bootstrap interval over seeds (harness.stats.
+  bootstrap_power_law), for quantities whose seed MEAN is the power law (an unbiased squared-bias estimate).
+  The estimate decides; with `ci_inside`, the whole confidence interval must lie in `interval` (e.g. interval
+  (-inf, 0): a slope significantly below 0).
   """
   x: str = ""
   interval: tuple[float, float] = (-math.inf, math.inf)
   confidence: float = 0.95
   ci_inside: bool = False
+  method: str = "per_seed"  # or "bootstrap"
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.method not in ("per_seed", "bootstrap"):
+      raise ValueError(f"method must be per_seed or bootstrap, got {self.method!r}")
 
   def _labels_used(self):
     return (self.x,)
 
   def describe(self) -> str:
     what = f"its {self.confidence:.0%} confidence interval" if self.ci_inside else "power-law slope"
+    what += " of the seed means (bootstrap over seeds)" if self.method == "bootstrap" else ""
     return f"{what} vs {self.x} in [{self.interval[0]:g}, {self.interval[1]:g}]: {self._scope()}"
 
   def check_group(self, label, table):
     series = _finite_series(table, self.x)
     if len(series) < 3:
       return False, f"{_prefix(label)}fewer than 3 points for a slope"
-    estimate, ci = power_law_slope(series, self.confidence)
+    if self.method == "bootstrap":
+      estimate, ci = bootstrap_power_law_slope(series, self.confidence)
+    else:
+      estimate, ci = power_law_slope(series, self.confidence)
     inside = lambda v: self.interval[0] <= v <= self.interval[1]
     ok = inside(ci[0]) and inside(ci[1]) if self.ci_inside else inside(estimate)
     return ok, f"{_prefix(label)}slope {estimate:.3f} ({self.confidence:.0%} CI {ci[0]:.3f}..{ci[1]:.3f})"
+
+
+def bootstrap_power_law_slope(series: Sequence[tuple[float, Metric]],
+                              confidence: float = 0.95) -> tuple[float, tuple[float, float]]:
+  """(slope of the seed means, bootstrap interval over seeds) of a [(x, metric)] series (stats.bootstrap_power_law)."""
+  seeds = [s for s in series[0][1].seeds if s is not None]
+  if len(seeds) < 2:
+    raise MissingMetric("a bootstrap slope needs per-seed metrics with at least two seeds")
+  rows = []
+  for _, metric in series:
+    if sorted(metric.seeds) != sorted(seeds):
+      raise MissingMetric(f"a bootstrap slope needs the same seeds at every x: {metric.seeds} vs {seeds}")
+    rows.append([metric.values[metric.seeds.index(seed)] for seed in seeds])
+  fit = stats.bootstrap_power_law([float(x) for x, _ in series], np.array(rows).T, confidence)
+  return fit.slope, fit.slope_ci
 
 
 def power_law_slope(series: Sequence[tuple[float, Metric]], confidence: float = 0.95) -> tuple[float, tuple[float, float]]:

@@ -142,3 +142,54 @@ def bootstrap_ci(values: Sequence[float], statistic=np.mean, confidence: float =
   result = sps.bootstrap((values,), statistic, confidence_level=confidence, n_resamples=n_resamples,
                          random_state=np.random.default_rng(seed), vectorized=False)
   return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+@dataclasses.dataclass(frozen=True)
+class BootstrapPowerLaw:
+  """Slope of log mean(y) against log x, with a percentile bootstrap interval over resampled seeds."""
+  slope: float
+  slope_ci: tuple[float, float]
+  n_resamples: int
+  n_valid: int   # resamples whose means were all positive (the others have no log-log slope)
+
+
+def bootstrap_power_law(x: Sequence[float], samples: np.ndarray, confidence: float = 0.95, seed: int = 0,
+                        n_resamples: int = 2000) -> BootstrapPowerLaw:
+  """Fits mean_s y[s, i] = C x_i^slope and bootstraps the slope over the seeds s (rows of `samples`).
+
+  `samples` is (seeds, len(x)): one row per seed, measured at every x (the same seeds at every x, so a
+  resample keeps each seed's values together, as a paired design). The fit is of the seed MEANS (not a mean
+  of per-seed slopes): a quantity with a seed-average that scales as x^slope, such as an unbiased estimate of
+  a squared bias that single seeds may put below zero, has its slope here. Percentile interval of the
+  resampled slopes; a resample whose mean at some x is not positive is dropped (counted in n_valid), and
+  fewer than half the resamples valid raises ValueError.
+  """
+  x = _as_array(x)
+  y = np.asarray(samples, dtype=np.float64)
+  if y.ndim != 2 or y.shape[1] != x.size:
+    raise ValueError(f"samples must be (seeds, {x.size}), got {y.shape}")
+  if x.size < 3 or y.shape[0] < 2:
+    raise ValueError("a bootstrap power-law fit needs at least three x values and two seeds")
+  if np.any(x <= 0):
+    raise ValueError("a power-law fit needs positive x")
+  log_x = np.log(x)
+
+  def slope_of(means: np.ndarray) -> np.ndarray:
+    """Least-squares slopes of log means (rows: resamples) against log x."""
+    centered = log_x - log_x.mean()
+    logs = np.log(means)
+    return (logs - logs.mean(axis=-1, keepdims=True)) @ centered / (centered @ centered)
+
+  means = y.mean(axis=0)
+  if np.any(means <= 0):
+    raise ValueError(f"a power-law fit needs positive seed means, got {means}")
+  rng = np.random.default_rng(seed)
+  picks = rng.integers(0, y.shape[0], size=(n_resamples, y.shape[0]))
+  resampled = y[picks].mean(axis=1)  # (n_resamples, len(x))
+  valid = np.all(resampled > 0, axis=1)
+  if valid.sum() < n_resamples / 2:
+    raise ValueError(f"only {int(valid.sum())} of {n_resamples} resamples have positive means at every x")
+  slopes = slope_of(resampled[valid])
+  tail = 100.0 * (1.0 - confidence) / 2.0
+  low, high = np.percentile(slopes, [tail, 100.0 - tail])
+  return BootstrapPowerLaw(float(slope_of(means[None])[0]), (float(low), float(high)), n_resamples, int(valid.sum()))

@@ -193,3 +193,22 @@ def test_describe_says_what_is_tested():
   text = claims.StepwiseDecrease(GRID, along="n", where={"L": LARGEST}, per=("act",)).describe()
   assert "n" in text and "LARGEST" in text and "per act" in text and GRID.template in text
   assert np.isfinite(claims.power_law_slope([(1, one(1.0)), (2, one(0.5)), (4, one(0.25))])[0])
+
+
+def test_power_law_slope_bootstrap_over_seeds():
+  """Seed means ~ n^-2 while single seeds scatter around zero: the bootstrap slope of the means finds -2, a wrong
+  theory interval fails, and per-seed fits (logs of negative values) cannot be made."""
+  rng = np.random.default_rng(0)
+  seeds = list(range(12))
+  metrics = {GRID.name(act="relu", n=n, L=4): Metric(list(n ** -2.0 * (1 + rng.normal(0, 1.0, 12))), seeds)
+             for n in (16, 32, 64, 128, 256)}
+  right = claims.PowerLawSlope(GRID, x="n", interval=(-2.5, -1.5), method="bootstrap")
+  outcome = right.evaluate(metrics)
+  assert outcome.passed and "CI" in outcome.detail and "bootstrap" in right.describe()
+  assert not claims.PowerLawSlope(GRID, x="n", interval=(-1.25, -0.75), method="bootstrap").evaluate(metrics).passed
+  below_zero = claims.PowerLawSlope(GRID, x="n", interval=(-math.inf, 0.0), method="bootstrap", ci_inside=True)
+  assert below_zero.evaluate(metrics).passed
+  with pytest.raises(ValueError):
+    claims.PowerLawSlope(GRID, x="n", method="jackknife")
+  metrics[GRID.name(act="relu", n=256, L=4)] = Metric([1e-5, 2e-5], [0, 1])   # other seeds at one width
+  assert not right.evaluate(metrics).passed
