@@ -20,6 +20,8 @@ learning rate is scaled by 1/width, which it folds into the kernel).
 """
 from __future__ import annotations
 
+import collections
+import json
 from typing import Sequence
 
 import keras
@@ -74,6 +76,37 @@ class _Contractions:
     self.ntk_same = backend.compile(ntk_same)
 
 
+_CACHE_SIZE = 16
+_compiled: "collections.OrderedDict[tuple, _Contractions]" = collections.OrderedDict()
+
+
+def _structure_key(model: keras.Model, trace_outputs: bool) -> tuple:
+  """What the compiled graphs depend on: the layers' classes, configs (names and initialiser seeds aside) and weight
+  shapes and dtypes.
+
+  Two models with equal keys (the same spec, width and dtype built with different seeds, or one model before and
+  after training) run through the same compiled forward / Jacobian graphs with their own weight values.
+  """
+  layers = []
+  for layer in model.layers:
+    config = {k: v for k, v in layer.get_config().items() if k not in ("name", "seed")}
+    layers.append((type(layer).__name__, json.dumps(config, sort_keys=True, default=str),
+                   tuple((tuple(w.shape), str(w.dtype)) for w in layer.weights)))
+  return (type(model).__name__, tuple(layers), trace_outputs, keras.backend.backend())
+
+
+def _contractions(model: keras.Model, trace_outputs: bool) -> _Contractions:
+  """The compiled contractions of this model's structure, built once (a small LRU cache keyed by structure)."""
+  key = _structure_key(model, trace_outputs)
+  if key in _compiled:
+    _compiled.move_to_end(key)
+    return _compiled[key]
+  built = _compiled[key] = _Contractions(model, trace_outputs)
+  while len(_compiled) > _CACHE_SIZE:
+    _compiled.popitem(last=False)
+  return built
+
+
 def _values(model: keras.Model) -> tuple[list, list]:
   return [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]
 
@@ -110,7 +143,7 @@ def empirical_ntk(model: keras.Model, x1: np.ndarray, x2: np.ndarray | None = No
   x1 = np.asarray(x1, dtype=dtype)
   x2 = None if x2 is None else np.asarray(x2, dtype=dtype)
   params, non_trainable = _values(model)
-  return _ntk(_Contractions(model, trace_outputs), params, non_trainable, x1, x2, batch_size)
+  return _ntk(_contractions(model, trace_outputs), params, non_trainable, x1, x2, batch_size)
 
 
 def empirical_nngp(model: keras.Model, x1: np.ndarray, x2: np.ndarray | None = None,
@@ -146,7 +179,7 @@ def monte_carlo_kernels(spec, x1: np.ndarray, x2: np.ndarray | None = None, *, w
   x1 = np.asarray(x1, dtype=dtype)
   x2 = None if x2 is None else np.asarray(x2, dtype=dtype)
   both = x1 if x2 is None else np.concatenate([x1, x2])
-  contractions = _Contractions(template, trace_outputs=True)
+  contractions = _contractions(template, trace_outputs=True)
   totals = {g: 0.0 for g in names}
   for s in range(n_samples):
     params, non_trainable = _values(template if s == 0 else build(s))

@@ -179,3 +179,20 @@ def test_a_wrong_kernel_fails_the_tolerance():
   wrong = nets.serial(nets.Dense(w_std=1.5, b_std=0.1), nets.Relu(), nets.Dense(w_std=1.5, b_std=0.1),
                       nets.Identity(), nets.Dense(w_std=1.5, b_std=0.1)).kernel(x, get="nngp")
   assert relative_error(wrong, right) > 3 * TOLERANCE
+
+
+def test_compiled_graphs_are_shared_by_structure_not_by_values():
+  """Nets of one spec and width built with other seeds reuse the compiled graphs, each with its own weights (the
+  result equals a net's NTK computed alone); another nonlinearity is another structure."""
+  from harness.nets import empirical  # pylint: disable=import-outside-toplevel
+  x = np.random.default_rng(1).normal(size=(5, 3))
+  relu = nets.serial(nets.Dense(), nets.Relu(), nets.Dense())
+  erf = nets.serial(nets.Dense(), nets.Erf(), nets.Dense())
+  a, b = (relu.keras_model(width=8, input_shape=(3,), num_outputs=2, seed=s, dtype="float64") for s in (0, 1))
+  c = erf.keras_model(width=8, input_shape=(3,), num_outputs=2, seed=0, dtype="float64")
+  assert empirical._contractions(a, True) is empirical._contractions(b, True)
+  assert empirical._contractions(a, True) is not empirical._contractions(c, True)
+  theta_b = nets.empirical_ntk(b, x)
+  empirical._compiled.clear()
+  np.testing.assert_allclose(theta_b, nets.empirical_ntk(b, x), rtol=1e-12)
+  assert not np.allclose(theta_b, nets.empirical_ntk(a, x))
