@@ -6,7 +6,7 @@ Losses (per batch B of examples, k outputs):
                    rate eta follows the infinite-width gradient flow of Lee et al. 2019 (arXiv 1902.06720)
                    at time t = eta * steps when the net is wide and eta small.
   "cross_entropy": softmax cross-entropy of the logits against the labels argmax(y), mean over the batch.
-Plain SGD (optionally with momentum) via keras.optimizers.SGD; the only randomness is the order of the
+Plain SGD (optionally with momentum and decoupled weight decay) via keras.optimizers.SGD; the only randomness is the order of the
 examples, drawn per epoch from numpy's default_rng(seed), so a run is repeatable given the model's initial
 weights (set those with the model's own seed). Steps go through `model.train_on_batch` (compiled once);
 the loss is computed in the model's input dtype (Keras keeps the learning rate itself in float32).
@@ -42,12 +42,13 @@ class TrainConfig:
   seed: int = 0
   center: bool = False  # train and evaluate f_t - f_0 (module docstring)
   eval_every: int = 0   # with validation data: score every this many epochs and keep the best (0: only at the end)
+  weight_decay: float = 0.0  # decoupled: every step w <- w - learning_rate * weight_decay * w (Keras SGD)
 
   def __post_init__(self):
     if self.loss not in LOSSES:
       raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
     if (self.learning_rate <= 0 or self.epochs < 0 or (self.batch_size is not None and self.batch_size < 1)
-        or self.eval_every < 0):
+        or self.eval_every < 0 or self.weight_decay < 0):
       raise ValueError(f"bad training config {self}")
 
 
@@ -134,7 +135,8 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_test: 
     targets = y_train.argmax(1).astype(np.int32)
   n = len(x_train)
   batch = n if config.batch_size is None else min(config.batch_size, n)
-  model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum),
+  model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum,
+                                               weight_decay=config.weight_decay or None),
                 loss=_loss(config.loss, dtype))
   rng = np.random.default_rng(config.seed)
   progbar = keras.utils.Progbar(config.epochs, verbose=1 if verbose else 0, unit_name="epoch")

@@ -33,6 +33,19 @@ def test_one_full_batch_mse_step_matches_the_gradient_by_hand():
   assert result.losses[0] == pytest.approx(0.5 * np.mean(y ** 2), rel=1e-6)  # at W = 0 (Keras reports in float32)
 
 
+def test_weight_decay_is_decoupled():
+  """With weight decay wd one step from W0 gives W0 - lr (grad + wd W0): the gradient at W0 plus the decay."""
+  x, y = _toy()
+  model = _linear_model(5, 3, seed=2)
+  w0 = model.get_weights()[0]
+  lr, wd = 0.5, 0.25
+  training.train(model, x, y, x, y, training.TrainConfig(learning_rate=lr, epochs=1, weight_decay=wd), verbose=False)
+  grad = x.T @ (x @ w0 - y) / y.size
+  np.testing.assert_allclose(model.get_weights()[0], w0 - lr * grad - lr * wd * w0, rtol=1e-6)
+  with pytest.raises(ValueError):
+    training.TrainConfig(learning_rate=1.0, epochs=1, weight_decay=-1.0)
+
+
 def test_full_batch_mse_converges_to_least_squares():
   x, y = _toy(n=40, d=4)
   model = _linear_model(4, 3)
