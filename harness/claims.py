@@ -307,7 +307,10 @@ class PowerLawSlope(TableCheck):
     if len(series) < 3:
       return False, f"{_prefix(label)}fewer than 3 points for a slope"
     if self.method == "bootstrap":
-      estimate, ci = bootstrap_power_law_slope(series, self.confidence)
+      try:
+        estimate, ci = bootstrap_power_law_slope(series, self.confidence)
+      except ValueError as e:   # seed means not all positive: no power law to fit
+        return False, f"{_prefix(label)}no slope: {e}"
     else:
       estimate, ci = power_law_slope(series, self.confidence)
     inside = lambda v: self.interval[0] <= v <= self.interval[1]

@@ -22,6 +22,7 @@ in the kernel regime f_t - f_0 is the NTK's gradient-descent mean predictor (Lee
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 
@@ -179,4 +180,69 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_test: 
                      val_accuracy, tuple(curve))
 
 
-__all__ = ["LOSSES", "TrainConfig", "TrainResult", "HalfMeanSquaredError", "outputs", "scores", "train"]
+# -- full-batch gradient descent with one compiled step per model structure ---------------------------------------
+_STEP_CACHE_SIZE = 16
+_steps: "collections.OrderedDict[tuple, object]" = collections.OrderedDict()
+
+
+def _gradient_descent_step(model: keras.Model):
+  """The compiled step of this model's structure (shared by nets of one spec and width built with other seeds):
+  params <- params - lr (grad L + wd params), L = 1/(2 N k) |f - y|^2, with lr and wd as tensors in the state."""
+  from harness.nets import backends  # pylint: disable=import-outside-toplevel
+  from harness.nets import empirical  # pylint: disable=import-outside-toplevel
+  key = empirical._structure_key(model, False)  # pylint: disable=protected-access
+  if key in _steps:
+    _steps.move_to_end(key)
+    return _steps[key]
+
+  def loss_fn(params, non_trainable, x, y):
+    f, non_trainable = model.stateless_call(params, non_trainable, x, training=True)
+    n, k = int(f.shape[0]), int(f.shape[-1])
+    return keras.ops.sum(keras.ops.square(f - y)) * (0.5 / (n * k)), non_trainable
+
+  def update_fn(params, grads, state):
+    rate, decay = state
+    return [p - rate * (g + decay * p) for p, g in zip(params, grads)], state
+
+  step = _steps[key] = backends.current().train_step(loss_fn, update_fn)
+  while len(_steps) > _STEP_CACHE_SIZE:
+    _steps.popitem(last=False)
+  return step
+
+
+def gradient_descent(model: keras.Model, x: np.ndarray, y: np.ndarray, learning_rate: float, steps: int,
+                     weight_decay: float = 0.0) -> tuple[float, ...]:
+  """`steps` full-batch gradient-descent steps on the half MSE 1/(2 N k) |f(x) - y|^2 (the normalisation of
+  `train` and of harness.nets.predict), in place; weight decay decoupled as in `train` (w <- w - lr wd w - lr grad).
+
+  The same trajectory as `train(..., TrainConfig(learning_rate, epochs=steps))` (full batch) up to rounding, but
+  through one compiled step per model structure (nets of one spec and width built with other seeds, or the same
+  net reset to its initial weights, reuse it) instead of a Keras train function compiled for every model.
+  Returns the loss before each step; a non-finite loss raises FloatingPointError.
+  """
+  from harness.nets import backends  # pylint: disable=import-outside-toplevel
+  if learning_rate <= 0 or steps < 0 or weight_decay < 0:
+    raise ValueError(f"bad gradient descent: learning_rate {learning_rate}, steps {steps}, weight_decay {weight_decay}")
+  backend = backends.current()
+  dtype = _compute_dtype(model)
+  step = _gradient_descent_step(model)
+  params = [keras.ops.copy(v.value) for v in model.trainable_variables]  # copies: JAX donates the step's inputs
+  non_trainable = [keras.ops.copy(v.value) for v in model.non_trainable_variables]
+  state = (backend.to_tensor(np.asarray(learning_rate), dtype), backend.to_tensor(np.asarray(weight_decay), dtype))
+  x, y = backend.to_tensor(np.asarray(x, dtype=dtype), dtype), backend.to_tensor(np.asarray(y, dtype=dtype), dtype)
+  losses = []
+  for _ in range(steps):
+    params, state, non_trainable, loss = step(params, state, non_trainable, x, y)
+    losses.append(loss)
+  losses = tuple(float(backend.to_numpy(l)) for l in losses)
+  if not all(math.isfinite(l) for l in losses):
+    raise FloatingPointError(f"gradient descent diverged at learning rate {learning_rate:.4g}")
+  for variable, value in zip(model.trainable_variables, params):
+    variable.assign(value)
+  for variable, value in zip(model.non_trainable_variables, non_trainable):
+    variable.assign(value)
+  return losses
+
+
+__all__ = ["LOSSES", "TrainConfig", "TrainResult", "HalfMeanSquaredError", "outputs", "scores", "train",
+           "gradient_descent"]

@@ -101,3 +101,28 @@ def test_divergence_is_reported_not_hidden():
 def test_bad_config_is_rejected():
   with pytest.raises(ValueError):
     training.TrainConfig(learning_rate=0.1, epochs=1, loss="hinge")
+
+
+def test_gradient_descent_matches_train_and_shares_its_compiled_step():
+  """The compiled full-batch step follows `train`'s full-batch trajectory (with weight decay), and nets of one
+  structure built with other seeds reuse the compiled step with their own weights."""
+  from harness import nets  # pylint: disable=import-outside-toplevel
+  x, y = _toy(n=32, d=4, k=3)
+  spec = nets.serial(nets.Dense(), nets.Relu(), nets.Dense())
+  build = lambda seed: spec.keras_model(width=16, input_shape=(4,), num_outputs=3, seed=seed, dtype="float64")
+  a, b = build(0), build(0)
+  config = training.TrainConfig(learning_rate=0.5, epochs=10, weight_decay=0.125)  # exact in float32 (Keras)
+  result = training.train(a, x, y, x, y, config, verbose=False)
+  losses = training.gradient_descent(b, x, y, learning_rate=0.5, steps=10, weight_decay=0.125)
+  for wa, wb in zip(a.get_weights(), b.get_weights()):
+    np.testing.assert_allclose(wb, wa, rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(losses, result.losses, rtol=1e-6)  # Keras reports its losses in float32
+  other = build(1)
+  before = other.get_weights()
+  training.gradient_descent(other, x, y, learning_rate=0.5, steps=1)
+  assert training._gradient_descent_step(other) is training._gradient_descent_step(b)
+  assert not np.allclose(other.get_weights()[0], before[0]) and not np.allclose(other.get_weights()[0], b.get_weights()[0])
+  with pytest.raises(FloatingPointError):
+    training.gradient_descent(build(2), x, 1e3 * y, learning_rate=1e4, steps=20)
+  with pytest.raises(ValueError):
+    training.gradient_descent(b, x, y, learning_rate=-1.0, steps=1)
