@@ -141,12 +141,12 @@ def run_width(config: FiniteVsInfiniteConfig, ctx, arch: str, spec, width: int, 
     model = spec.keras_model(width=width, input_shape=train.x.shape[1:], num_outputs=NUM_CLASSES,
                              parameterization="ntk", seed=seed, dtype=config.finite_dtype)
     initial = model.get_weights()
-    f0_train, f0_test = training.outputs(model, train.x), training.outputs(model, test.x)
+    f0_train, f0_test = nets.outputs(model, train.x), nets.outputs(model, test.x)
     theta_0 = np.asarray(nets.empirical_ntk(model, probe), dtype=np.float64)
     ctx.record(F.NTK_INIT_DISTANCE, relative_distance(theta_0, theta_inf, theta_inf), seed=seed, arch=arch, n=width)
 
     _train(model, train, config, small)
-    f_t = training.outputs(model, test.x)
+    f_t = nets.outputs(model, test.x)
     theta_t = np.asarray(nets.empirical_ntk(model, probe), dtype=np.float64)
     ctx.record(F.NTK_CHANGE, relative_distance(theta_t, theta_0, theta_0), seed=seed, arch=arch, n=width)
     own = f0_test + setup.flow(train.y - f0_train, config.steps, small.learning_rate)
@@ -157,7 +157,7 @@ def run_width(config: FiniteVsInfiniteConfig, ctx, arch: str, spec, width: int, 
     for setting in plan.values():
       model.set_weights(initial)
       _train(model, train, config, setting, f0_train)
-      record_outputs(training.outputs(model, test.x) - f0_test, setting, "centered", seed)
+      record_outputs(nets.outputs(model, test.x) - f0_test, setting, "centered", seed)
 
   for (name, model_name), predictions in finals.items():
     ensemble = np.mean(predictions, axis=0)
@@ -182,11 +182,11 @@ def run_bias(config: FiniteVsInfiniteConfig, ctx, arch: str, spec, width: int, s
   for seed in config.bias_seeds:
     model = spec.keras_model(width=width, input_shape=train.x.shape[1:], num_outputs=NUM_CLASSES,
                              parameterization="ntk", seed=seed, dtype=config.finite_dtype)
-    f0_train, f0_test = training.outputs(model, train.x), training.outputs(model, test.x)
+    f0_train, f0_test = nets.outputs(model, train.x), nets.outputs(model, test.x)
     ntk_deviations.append(np.asarray(nets.empirical_ntk(model, probe), dtype=np.float64) - theta_inf)
     _train(model, train, config, small)
     own = f0_test + setup.flow(train.y - f0_train, config.steps, small.learning_rate)
-    output_deviations.append(training.outputs(model, test.x) - own)
+    output_deviations.append(nets.outputs(model, test.x) - own)
   for pair, value in enumerate(paired_bias_sq(ntk_deviations, theta_inf)):
     ctx.record(F.NTK_INIT_BIAS_SQ, value, seed=pair, arch=arch, n=width)
   for pair, value in enumerate(paired_bias_sq(output_deviations, small.mean)):

@@ -24,10 +24,11 @@ def pytest_terminal_summary(terminalreporter):
   write(header)
   write("-" * len(header))
   for row in rows:
-    write(f"{row['case']:18s} {row['dtype']:8s} {row['entries_per_s']:12.2f} {row['flops_per_entry']:11.3g} "
-          f"{row['gflops_per_s']:9.2f} {row['first_call_s']:12.2f} {_format(row['nt_entries_per_s'], '12.2f')} "
+    write(f"{row['case']:18s} {row['dtype']:8s} {row['entries_per_s']:12.2f} {_format(row['flops_per_entry'], '11.3g')} "
+          f"{_format(row['gflops_per_s'], '9.2f')} {row['first_call_s']:12.2f} {_format(row['nt_entries_per_s'], '12.2f')} "
           f"{_format(row['ratio_to_nt'], '7.2f')}")
-  write("NT figures: tools/nt_oracle/nt_baseline.json (neural-tangents, float64, jax.jit, same machine).")
+  write("NT figures: tools/nt_oracle/nt_baseline.json (neural-tangents kernels, float64, jax.jit, same machine); "
+        "empirical NTK rows: nt_empirical_baseline.json (best of NT's three empirical_ntk_fn implementations).")
 
 
 def _online_table(write):

@@ -63,7 +63,7 @@ from harness.nets._spec import (Conv, Dense, Erf, Flatten, GlobalAvgPool, Identi
 from harness.nets import predict
 from harness.nets import backends as _backends
 from harness.nets.backends import configure_xla_cpu
-from harness.nets.empirical import empirical_nngp, empirical_ntk, monte_carlo_kernels
+from harness.nets.empirical import empirical_nngp, empirical_ntk, monte_carlo_kernels, outputs
 from harness.nets.tiling import kernel_tiled
 from harness.nets.resnet import cifar_resnet, stage_channels
 
@@ -82,6 +82,6 @@ def eager():
 __all__ = [
     "Conv", "Dense", "Erf", "Flatten", "GlobalAvgPool", "Identity", "Kernel", "Layer", "NTKConv", "NTKDense",
     "PARAMETERIZATIONS", "Relu", "Residual", "Serial", "cifar_resnet", "configure_xla_cpu", "eager", "empirical_nngp",
-    "empirical_ntk", "kernel_tiled", "monte_carlo_kernels", "mup_lr_multipliers", "predict", "reinitialize",
+    "empirical_ntk", "kernel_tiled", "monte_carlo_kernels", "mup_lr_multipliers", "outputs", "predict", "reinitialize",
     "repeat", "residual", "serial", "stage_channels",
 ]

@@ -10,6 +10,13 @@ summed over every trainable parameter and averaged (traced) over outputs; with `
 full size so the Jacobian compiles once); peak memory is two Jacobians, 2 x batch_size x k x #params
 floats. The Jacobian itself is the one backend-specific piece (`backends/<name>.py: jacobian`).
 
+Structured derivatives (NT's `implementation=STRUCTURED_DERIVATIVES` idea, for the one layer kind where it pays
+most): a Dense layer on flat inputs, z = m_w a W + m_b b, has d f_o / d W = m_w a (x) delta_o with delta_o = d f_o / d z,
+so its weight block of the NTK is m_w^2 (a . a') sum_o (delta_o . delta'_o), while d f_o / d b = m_b delta_o. The
+Jacobian is therefore taken with respect to every parameter except those layers' weights (d f / d b gives delta,
+when m_b != 0), the layers' inputs a come from the forward pass, and the weight block costs n1 n2 (fan_in + k units)
+instead of n1 n2 k fan_in units. Other layers (convolutions, Dense per pixel, bias-free Dense) keep the Jacobian.
+
 Monte Carlo kernels (NT `monte_carlo_kernel_fn`): the mean over `n_samples` independently initialised
 networks of the output covariance f(x1) f(x2)^T / k (NNGP) and of the empirical NTK. Both converge to the
 analytic kernels as width -> inf and n_samples -> inf in the NTK parameterization. In the standard
@@ -35,33 +42,91 @@ DEFAULT_NUM_OUTPUTS = 16
 KERNELS = _batching.KERNELS
 
 
+def _flat_dense_layers(model: keras.Model) -> list:
+  """The NTKDense layers of `model` that act on flat (batch, features) inputs, are called once and have a nonzero
+  bias multiplier: their weight block of the NTK has the structured form of the module docstring."""
+  from harness.nets import _layers  # pylint: disable=import-outside-toplevel
+  out = []
+  for layer in model.layers:
+    if not isinstance(layer, _layers.NTKDense) or layer.scaling.bias_multiplier == 0.0:
+      continue
+    try:
+      shape = layer.input.shape
+    except (AttributeError, ValueError):   # not called, or called more than once: no single input tensor
+      continue
+    if len(shape) == 2:
+      out.append(layer)
+  return out
+
+
 class _Contractions:
   """Compiled functions of (trainable values, non-trainable values, inputs) for one model structure.
 
-  Holding these per structure lets Monte Carlo reuse one compiled graph across initialisations.
+  Holding these per structure lets Monte Carlo reuse one compiled graph across initialisations. Structured
+  derivatives for flat Dense layers (module docstring): their weight Jacobians are never formed; the Jacobian is
+  taken of the other parameters only (their biases included), and the layers' inputs come from one forward pass.
   """
 
   def __init__(self, model: keras.Model, trace_outputs: bool):
+    from harness.nets import _layers  # pylint: disable=import-outside-toplevel
     backend = backends.current()
     self.trace_outputs = trace_outputs
+    variables = model.trainable_variables
+    position = {id(v): i for i, v in enumerate(variables)}
+    fixed_position = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
+    structured = []   # (bias index, (weight multiplier / bias multiplier)^2) per structured layer
+    probe = None
+    layers = _flat_dense_layers(model)
+    if layers:
+      probe = keras.Model(model.inputs, [model.outputs[0]] + [layer.input for layer in layers])
+      probe_params = [position[id(v)] for v in probe.trainable_variables]
+      probe_fixed = [fixed_position[id(v)] for v in probe.non_trainable_variables]
+      structured = [(position[id(layer.bias)],
+                     (layer.scaling.weight_multiplier / layer.scaling.bias_multiplier) ** 2) for layer in layers]
+    skipped = {position[id(layer.kernel)] for layer in layers}
+    # per-example Jacobians for nets without convolutions (backends/tensorflow.py `jacobian`: when each pays)
+    per_example = not any(isinstance(layer, _layers.NTKConv) for layer in model.layers)
+    jacobian_indices = [i for i in range(len(variables)) if i not in skipped]
 
     def forward(params, non_trainable, x):
       y, _ = model.stateless_call(params, non_trainable, x, training=False)
       return y
 
-    def jacobians(params, non_trainable, x):
-      flat = backend.jacobian(lambda p, xx: forward(p, non_trainable, xx), params, x)
-      b = keras.ops.shape(x)[0]
-      return [keras.ops.reshape(j, (b, keras.ops.shape(j)[1], -1)) for j in flat]
+    def layer_inputs(params, non_trainable, x):
+      if probe is None:
+        return []
+      out, _ = probe.stateless_call([params[i] for i in probe_params], [non_trainable[i] for i in probe_fixed], x,
+                                    training=False)
+      return out[1:]
 
-    def contract(ja, jb):
+    def jacobians(params, non_trainable, x):
+      def partial(subset, xx):
+        full = list(params)
+        for i, value in zip(jacobian_indices, subset):
+          full[i] = value
+        return forward(full, non_trainable, xx)
+
+      flat = backend.jacobian(partial, [params[i] for i in jacobian_indices], x, per_example=per_example)
+      b = keras.ops.shape(x)[0]
+      by_index = {i: keras.ops.reshape(j, (b, keras.ops.shape(j)[1], -1)) for i, j in zip(jacobian_indices, flat)}
+      return by_index, layer_inputs(params, non_trainable, x)
+
+    def pair(a, b):
+      if trace_outputs:
+        return keras.ops.einsum("akp,bkp->ab", a, b) / keras.ops.cast(keras.ops.shape(a)[1], a.dtype)
+      return keras.ops.einsum("akp,blp->abkl", a, b)
+
+    def contract(side_a, side_b):
+      (ja, inputs_a), (jb, inputs_b) = side_a, side_b
       total = None
-      for a, b in zip(ja, jb):
-        if trace_outputs:
-          term = keras.ops.einsum("akp,bkp->ab", a, b) / keras.ops.cast(keras.ops.shape(a)[1], a.dtype)
-        else:
-          term = keras.ops.einsum("akp,blp->abkl", a, b)
+      for i in jacobian_indices:
+        term = pair(ja[i], jb[i])
         total = term if total is None else total + term
+      for (bias, ratio), xa, xb in zip(structured, inputs_a, inputs_b):
+        gram = ratio * keras.ops.matmul(xa, keras.ops.transpose(xb))
+        if not trace_outputs:
+          gram = gram[:, :, None, None]
+        total = total + gram * pair(ja[bias], jb[bias])   # weight block: (a . a') (delta . delta')
       return total
 
     def ntk_pair(params, non_trainable, xa, xb):
@@ -134,6 +199,20 @@ def _ntk(contractions: _Contractions, params, non_trainable, x1: np.ndarray, x2:
       if symmetric and i != j:
         out[c0:c1, r0:r1] = np.swapaxes(block, 0, 1) if block.ndim == 2 else block.transpose(1, 0, 3, 2)
   return out
+
+
+def outputs(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+  """The model's outputs f(x) (float64, inference mode) through the compiled forward of its structure: nets of one
+  spec and width built with other seeds, or one net before and after training, reuse one compiled graph (Keras'
+  `predict` builds a function for every model)."""
+  dtype = model.trainable_variables[0].dtype
+  x = np.asarray(x, dtype=dtype)
+  params, non_trainable = _values(model)
+  forward = _contractions(model, trace_outputs=True).forward
+  size = min(batch_size, len(x))
+  blocks = [keras.ops.convert_to_numpy(forward(params, non_trainable, _batching.padded(x, r0, r1, size)))[:r1 - r0]
+            for r0, r1 in _batching.blocks(len(x), size)]
+  return np.concatenate(blocks).astype(np.float64)
 
 
 def empirical_ntk(model: keras.Model, x1: np.ndarray, x2: np.ndarray | None = None,

@@ -196,3 +196,53 @@ def test_compiled_graphs_are_shared_by_structure_not_by_values():
   empirical._compiled.clear()
   np.testing.assert_allclose(theta_b, nets.empirical_ntk(b, x), rtol=1e-12)
   assert not np.allclose(theta_b, nets.empirical_ntk(a, x))
+
+
+def test_outputs_match_the_model_and_reuse_the_compiled_forward():
+  from harness.nets import empirical  # pylint: disable=import-outside-toplevel
+  spec = nets.serial(nets.Conv(filter_size=3), nets.Relu(), nets.GlobalAvgPool(), nets.Dense())
+  x = np.random.default_rng(2).normal(size=(7, 4, 4, 3))
+  a, b = (spec.keras_model(width=5, input_shape=(4, 4, 3), num_outputs=3, seed=s, dtype="float64") for s in (0, 1))
+  for model in (a, b):
+    np.testing.assert_allclose(nets.outputs(model, x, batch_size=3), np.asarray(model(x)), rtol=1e-12)
+  assert nets.outputs(a, x).dtype == np.float64
+  assert empirical._contractions(a, True) is empirical._contractions(b, True)
+
+
+@pytest.mark.parametrize("trace_outputs", [True, False])
+def test_structured_dense_blocks_equal_the_full_jacobian(monkeypatch, trace_outputs):
+  """Flat Dense layers (the FC net's hidden layers, the CNN's readout) go through the structured form; with it
+  disabled every block comes from the full Jacobian: the two agree to float64 rounding, bias-free nets included."""
+  from harness.nets import empirical  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(3)
+  cases = [(nets.serial(nets.Flatten(), nets.Dense(w_std=1.4, b_std=0.3), nets.Relu(), nets.Dense(w_std=1.2, b_std=0.2),
+                        nets.Erf(), nets.Dense(w_std=1.1, b_std=0.5)), (2, 2, 3), 3),
+           (nets.serial(nets.Conv(filter_size=3, w_std=1.3, b_std=0.2), nets.Relu(), nets.GlobalAvgPool(),
+                        nets.Dense(w_std=1.5, b_std=0.4)), (4, 4, 2), 1),
+           (nets.serial(nets.Flatten(), nets.Dense(w_std=1.4), nets.Relu(), nets.Dense(w_std=1.2)), (2, 2, 3), 0)]
+  for spec, shape, structured in cases:
+    model = spec.keras_model(width=6, input_shape=shape, num_outputs=3, seed=5, dtype="float64")
+    x1, x2 = rng.normal(size=(5,) + shape), rng.normal(size=(3,) + shape)
+    assert len(empirical._flat_dense_layers(model)) == structured
+    fast = (nets.empirical_ntk(model, x1, trace_outputs=trace_outputs, batch_size=2),
+            nets.empirical_ntk(model, x1, x2, trace_outputs=trace_outputs, batch_size=2))
+    empirical._compiled.clear()
+    monkeypatch.setattr(empirical, "_flat_dense_layers", lambda m: [])
+    full = (nets.empirical_ntk(model, x1, trace_outputs=trace_outputs, batch_size=2),
+            nets.empirical_ntk(model, x1, x2, trace_outputs=trace_outputs, batch_size=2))
+    monkeypatch.undo()
+    empirical._compiled.clear()
+    for a, b in zip(fast, full):
+      np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_per_example_jacobian_equals_the_batch_jacobian():
+  from harness.nets import backends  # pylint: disable=import-outside-toplevel
+  backend = backends.current()
+  spec = nets.serial(nets.Conv(filter_size=3, b_std=0.1), nets.Relu(), nets.GlobalAvgPool(), nets.Dense(b_std=0.2))
+  model = spec.keras_model(width=4, input_shape=(3, 3, 2), num_outputs=3, seed=1, dtype="float64")
+  x = keras.ops.convert_to_tensor(np.random.default_rng(4).normal(size=(5, 3, 3, 2)))
+  params = [v.value for v in model.trainable_variables]
+  fn = lambda p, xx: model.stateless_call(p, [], xx, training=False)[0]
+  for a, b in zip(backend.jacobian(fn, params, x, per_example=True), backend.jacobian(fn, params, x)):
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), rtol=1e-12, atol=1e-14)

@@ -56,9 +56,15 @@ def has_accelerator() -> bool:
   return jax.default_backend() != "cpu"
 
 
-def jacobian(fn: Callable, params: list, x) -> list:
-  """d fn(params, x) / d params for a batch: one (batch, outputs, *param.shape) array per parameter."""
-  return jax.jacrev(fn, argnums=0)(params, x)
+def jacobian(fn: Callable, params: list, x, per_example: bool = False) -> list:
+  """d fn(params, x) / d params for a batch: one (batch, outputs, *param.shape) array per parameter.
+
+  `per_example`: jax.vmap of jax.jacrev of fn on one input (the TensorFlow backend's docstring says when it pays);
+  else jax.jacrev of the whole batch's outputs. Needs fn to treat examples independently, as the harness's nets do."""
+  if not per_example:
+    return jax.jacrev(fn, argnums=0)(params, x)
+  one = lambda xi: [j[0] for j in jax.jacrev(fn, argnums=0)(params, xi[None])]
+  return jax.vmap(one)(x)
 
 
 def train_step(loss_fn: Callable, update_fn: Callable, jit_compile: bool = True) -> Callable:
