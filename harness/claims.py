@@ -288,11 +288,14 @@ class PowerLawSlope(TableCheck):
   confidence: float = 0.95
   ci_inside: bool = False
   method: str = "per_seed"  # or "bootstrap"
+  last: int = 0             # fit only the `last` largest x values (an asymptotic window); 0: all
 
   def __post_init__(self):
     super().__post_init__()
     if self.method not in ("per_seed", "bootstrap"):
       raise ValueError(f"method must be per_seed or bootstrap, got {self.method!r}")
+    if self.last < 0 or 0 < self.last < 3:
+      raise ValueError(f"last must be 0 (all) or >= 3 (a slope needs three points), got {self.last}")
 
   def _labels_used(self):
     return (self.x,)
@@ -300,10 +303,13 @@ class PowerLawSlope(TableCheck):
   def describe(self) -> str:
     what = f"its {self.confidence:.0%} confidence interval" if self.ci_inside else "power-law slope"
     what += " of the seed means (bootstrap over seeds)" if self.method == "bootstrap" else ""
+    what += f" over the {self.last} largest {self.x}" if self.last else ""
     return f"{what} vs {self.x} in [{self.interval[0]:g}, {self.interval[1]:g}]: {self._scope()}"
 
   def check_group(self, label, table):
     series = _finite_series(table, self.x)
+    if self.last:
+      series = series[-self.last:]
     if len(series) < 3:
       return False, f"{_prefix(label)}fewer than 3 points for a slope"
     if self.method == "bootstrap":

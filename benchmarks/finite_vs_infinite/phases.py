@@ -125,8 +125,9 @@ def run_width(config: FiniteVsInfiniteConfig, ctx, arch: str, spec, width: int, 
   theta_inf = setup.ntk_train[:config.ntk_points, :config.ntk_points]
   small = plan["small_lr"]
   kernel_scores = {name: scores(s.mean, test.y) for name, s in plan.items()}
+  here = {"small_lr"} | (set(plan) if width in config.widths(arch)[-config.setting_widths:] else set())
   finals = {("small_lr", "single"): []}
-  finals.update({(name, "centered"): [] for name in plan})
+  finals.update({(name, "centered"): [] for name in here})
 
   def record_outputs(prediction: np.ndarray, setting: Setting, model_name: str, seed: int) -> None:
     ctx.record(F.OUTPUT_DISTANCE, relative_distance(prediction, setting.mean, setting.mean), seed=seed, arch=arch,
@@ -154,12 +155,18 @@ def run_width(config: FiniteVsInfiniteConfig, ctx, arch: str, spec, width: int, 
                model="single_own_init", n=width)
     record_outputs(f_t, small, "single", seed)
 
-    for setting in plan.values():
+    for setting in (s for s in plan.values() if s.name in here):
       model.set_weights(initial)
-      _train(model, train, config, setting, f0_train)
+      try:
+        _train(model, train, config, setting, f0_train)
+      except FloatingPointError:   # the setting's result at this width and seed: no metrics, a note (claims see fewer)
+        ctx.note(f"diverged/{arch}/{setting.name}/n={width}/seed={seed}", setting.learning_rate)
+        continue
       record_outputs(nets.outputs(model, test.x) - f0_test, setting, "centered", seed)
 
   for (name, model_name), predictions in finals.items():
+    if not predictions:
+      continue
     ensemble = np.mean(predictions, axis=0)
     labels = dict(arch=arch, setting=name, model="centered_ensemble" if model_name == "centered" else "ensemble",
                   n=width)

@@ -111,7 +111,7 @@ def synthetic(**exponents):
   centered nets closer to the kernel, the large rate and weight decay far from it, float32 breaking at 2000."""
   e = {"fluct": -0.5, "change": -1.0, "bias": -2.0, **exponents}
   m = {}
-  for i, arch in enumerate(("fcn", "cnn_gap")):
+  for i, arch in enumerate(("fcn", "cnn_flatten", "cnn_gap", "resnet")):
     widths = (64, 128, 256, 512, 1024) if arch == "fcn" else (8, 16, 32, 64, 128)
     for j, n in enumerate(widths):
       s = 100 * i + j
@@ -140,6 +140,7 @@ def synthetic(**exponents):
       m[F.PRECISION_ERROR.name(kernel=kernel, n=n)] = _one(1e-2 * (n / 2000) ** 2)
       for precision, acc in (("float64", 0.45), ("float32", 0.44 if n == 4000 else 0.45)):
         m[F.PRECISION_ACC.name(kernel=kernel, precision=precision, n=n)] = _one(acc)
+      m[F.CONDITION_NUMBER.name(kernel=kernel, n=n)] = _one(1e3 * n)
     m[F.FLOAT32_BREAKDOWN.name(kernel=kernel)] = _one(2000.0)
   return m
 
@@ -173,14 +174,11 @@ def test_each_comparison_claim_fails_when_its_number_moves():
       "ensembling_and_centering_approach_the_kernel": (
           F.ENSEMBLE_DISTANCE.name(arch="cnn_gap", setting="small_lr", model="centered_ensemble", n=128), _one(1.0)),
       "large_rate_leaves_the_kernel": (
-          F.OUTPUT_DISTANCE.name(arch="fcn", setting="large_lr", model="centered", n=1024), _per_seed(0.1)),
+          F.OUTPUT_DISTANCE.name(arch="fcn", setting="large_lr", model="centered", n=1024), _per_seed(0.05)),
       "weight_decay_leaves_the_kernel": (
-          F.OUTPUT_DISTANCE.name(arch="cnn_gap", setting="weight_decay", model="centered", n=128), _per_seed(0.3)),
+          F.OUTPUT_DISTANCE.name(arch="cnn_gap", setting="weight_decay", model="centered", n=128), _per_seed(0.15)),
       "float32_error_grows_with_training_set": (F.PRECISION_ERROR.name(kernel="ntk", n=4000), _one(1e-6)),
-      "float64_holds_where_float32_breaks": (F.PRECISION_ACC.name(kernel="nngp", precision="float64", n=4000),
-                                             _one(0.40)),
-      "nngp_often_beats_ntk": (F.KERNEL_SCORE.name(score="acc", arch="fcn", kernel="nngp", when="converged"),
-                               _one(0.1)),
+      "float64_holds_where_float32_breaks": (F.CONDITION_NUMBER.name(kernel="nngp", n=4000), _one(1e11)),
   }
   for claim, (name, metric) in cases.items():
     metrics = synthetic()
@@ -188,8 +186,24 @@ def test_each_comparison_claim_fails_when_its_number_moves():
     metrics[name] = metric
     assert not _outcomes(metrics)[claim]["passed"], claim
   metrics = synthetic()
-  del metrics[F.FLOAT32_BREAKDOWN.name(kernel="ntk")]   # float32 never broke down: the claim fails as missing
+  for arch in ("fcn", "cnn_flatten", "cnn_gap"):       # the NTK wins in three of four architectures
+    metrics[F.KERNEL_SCORE.name(score="acc", arch=arch, kernel="nngp", when="converged")] = _one(0.1)
+  assert not _outcomes(metrics)["nngp_often_beats_ntk"]["passed"]
+  metrics = synthetic()
+  del metrics[F.FLOAT32_BREAKDOWN.name(kernel="ntk")]   # one kernel broke down within the sizes: enough
+  assert _outcomes(metrics)["float64_holds_where_float32_breaks"]["passed"]
+  del metrics[F.FLOAT32_BREAKDOWN.name(kernel="nngp")]  # none did: the claim fails
   assert not _outcomes(metrics)["float64_holds_where_float32_breaks"]["passed"]
+
+
+def test_training_rates_are_fitted_over_the_widest_widths():
+  """A slope off theory at the two narrowest widths only (a non-lazy start) leaves the rate claims passing."""
+  metrics = synthetic()
+  for n in (64, 128):
+    metrics[F.NTK_CHANGE.name(arch="fcn", n=n)] = _per_seed(0.9, seed=n)
+  assert _outcomes(metrics)["ntk_change_shrinks_as_inverse_width"]["passed"]
+  metrics[F.NTK_CHANGE.name(arch="fcn", n=256)] = _per_seed(0.9, seed=3)
+  assert not _outcomes(metrics)["ntk_change_shrinks_as_inverse_width"]["passed"]
 
 
 def test_slope_claims_are_asserted_where_resolved():
@@ -197,6 +211,9 @@ def test_slope_claims_are_asserted_where_resolved():
   assert not by_name["ntk_change_shrinks_as_inverse_width"].asserted_at("smoke")
   assert by_name["ntk_change_shrinks_as_inverse_width"].asserted_at("small")
   assert by_name["ensembling_and_centering_approach_the_kernel"].asserted_at("smoke")
+  for name in ("ensemble_bias_shrinks_as_inverse_width", "ntk_bias_is_subleading",
+               "cnn_flatten_ntk_change_shrinks_as_inverse_width"):
+    assert by_name[name].asserted_at("paper") and not by_name[name].asserted_at("small")
 
 
 # ------------------------------------------------------------------------------------------------------

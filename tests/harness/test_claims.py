@@ -212,3 +212,15 @@ def test_power_law_slope_bootstrap_over_seeds():
     claims.PowerLawSlope(GRID, x="n", method="jackknife")
   metrics[GRID.name(act="relu", n=256, L=4)] = Metric([1e-5, 2e-5], [0, 1])   # other seeds at one width
   assert not right.evaluate(metrics).passed
+
+
+def test_power_law_slope_over_the_largest_x_only():
+  """`last`: the fit over the largest x values (an asymptotic window) ignores a bend at small x."""
+  seeds = [0, 1, 2, 3]
+  value = lambda n: (0.9 if n < 64 else 100.0 / n)
+  metrics = {GRID.name(act="relu", n=n, L=4): Metric([value(n) * e for e in (0.98, 1.0, 1.01, 1.02)], seeds)
+             for n in (16, 32, 64, 128, 256)}
+  assert claims.PowerLawSlope(GRID, x="n", interval=(-1.05, -0.95), last=3).evaluate(metrics).passed
+  assert not claims.PowerLawSlope(GRID, x="n", interval=(-1.05, -0.95)).evaluate(metrics).passed
+  with pytest.raises(ValueError):
+    claims.PowerLawSlope(GRID, x="n", last=2)
