@@ -63,10 +63,10 @@ class FiniteVsInfiniteConfig:
       raise ValueError(f"bias_architectures {self.bias_architectures} must be among architectures")
     if self.bias_architectures and (len(self.bias_seeds) < 4 or set(self.bias_seeds) & set(self.seeds)):
       raise ValueError("the bias study needs at least four seeds (two pairs), none of them the run's seeds")
-    for name, widths, main in (("bias_fcn_widths", self.bias_fcn_widths, self.fcn_widths),
-                               ("bias_conv_widths", self.bias_conv_widths, self.conv_widths)):
-      if self.bias_architectures and (len(widths) < 3 or list(widths) != sorted(set(widths))
-                                      or set(widths) - set(main)):
+    kinds = {"fcn" if arch == "fcn" else "conv" for arch in self.bias_architectures}
+    for kind, name, widths, main in (("fcn", "bias_fcn_widths", self.bias_fcn_widths, self.fcn_widths),
+                                     ("conv", "bias_conv_widths", self.bias_conv_widths, self.conv_widths)):
+      if kind in kinds and (len(widths) < 3 or list(widths) != sorted(set(widths)) or set(widths) - set(main)):
         raise ValueError(f"{name} must be at least three increasing widths among the main ones {main} (the bias "
                          f"claim compares with single nets there), got {widths}")
 
