@@ -23,9 +23,9 @@ def test_tier_docstring_must_state_command_and_result_but_not_the_runtime():
 
 def test_experiments_are_the_folders_of_benchmarks():
   modules = [m for m in registry.experiment_modules() if m.startswith("benchmarks.")]
-  assert modules == ["benchmarks.commutativity.experiment", "benchmarks.pooling.experiment",
-                     "benchmarks.width_consistency.experiment"]
-  assert set(registry.load_all()) >= {"commutativity", "pooling", "width_consistency"}
+  assert modules == ["benchmarks.commutativity.experiment", "benchmarks.finite_vs_infinite.experiment",
+                     "benchmarks.pooling.experiment", "benchmarks.width_consistency.experiment"]
+  assert set(registry.load_all()) >= {"commutativity", "finite_vs_infinite", "pooling", "width_consistency"}
 
 
 def test_tier_name_is_checked():
