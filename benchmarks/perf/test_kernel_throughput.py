@@ -122,7 +122,7 @@ def nt_empirical_entries_per_s(case: str) -> float | None:
   by_implementation = {}
   for run in runs:
     for key, result in run["cases"].items():
-      if key.split("/")[0] == case:
+      if key.split("/")[0] == case and "entries_per_s" in result:
         by_implementation.setdefault(result["implementation"], []).append(result["entries_per_s"])
   return max((statistics.median(rates) for rates in by_implementation.values()), default=None)
 

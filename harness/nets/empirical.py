@@ -64,11 +64,11 @@ class _Contractions:
 
   Holding these per structure lets Monte Carlo reuse one compiled graph across initialisations. Structured
   derivatives for flat Dense layers (module docstring): their weight Jacobians are never formed; the Jacobian is
-  taken of the other parameters only (their biases included), and the layers' inputs come from one forward pass.
+  taken, per example, of the other parameters only (their biases included), and the layers' inputs come from one
+  forward pass.
   """
 
   def __init__(self, model: keras.Model, trace_outputs: bool):
-    from harness.nets import _layers  # pylint: disable=import-outside-toplevel
     backend = backends.current()
     self.trace_outputs = trace_outputs
     variables = model.trainable_variables
@@ -84,8 +84,7 @@ class _Contractions:
       structured = [(position[id(layer.bias)],
                      (layer.scaling.weight_multiplier / layer.scaling.bias_multiplier) ** 2) for layer in layers]
     skipped = {position[id(layer.kernel)] for layer in layers}
-    # per-example Jacobians for nets without convolutions (backends/tensorflow.py `jacobian`: when each pays)
-    per_example = not any(isinstance(layer, _layers.NTKConv) for layer in model.layers)
+    per_example = True  # backends/tensorflow.py `jacobian`: measured faster for FC and CNN-GAP blocks alike
     jacobian_indices = [i for i in range(len(variables)) if i not in skipped]
 
     def forward(params, non_trainable, x):

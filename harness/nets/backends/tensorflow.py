@@ -113,9 +113,9 @@ def jacobian(fn: Callable, params: list, x, per_example: bool = False) -> list:
 
   By default the Jacobian of the whole batch's outputs, vectorised with pfor (`GradientTape.jacobian`) inside the
   compiled function. `per_example`: fn applied to one input at a time, vectorised over the batch: the whole-batch
-  Jacobian runs every output's backward pass through the entire batch, which dominates for small dense nets
-  (FC 3x512, 32 inputs: 40x faster per example) while pfor handles convolutions better batched (CNN-GAP 128
-  channels on 8x8: 1.6x slower per example). Needs fn to treat examples independently, as the harness's nets do.
+  Jacobian runs every output's backward pass through the entire batch, which dominates for small dense nets (FC
+  3x512, 32 inputs: 40x faster per example; CNN-GAP 128 channels on 8x8, 32x32 block: 1.2x, and 9x under JAX;
+  docs/performance.md). Needs fn to treat examples independently, as the harness's nets do.
   """
   if not per_example:
     with tf.GradientTape(watch_accessed_variables=False) as tape:
