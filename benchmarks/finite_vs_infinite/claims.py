@@ -169,6 +169,14 @@ def _nngp_vs_ntk(view) -> tuple[bool, str]:
   return 2 * wins >= len(rows), f"NNGP >= NTK in {wins} of {len(rows)}: " + "; ".join(rows)
 
 
+def _departure(name: str, setting: str, statement: str) -> claims.Claim:
+  return claims.Claim(name, statement,
+                      claims.Predicate("at the widest width, centered nets further from the kernel's mean than at the "
+                                       f"small rate (one-sided Welch alpha={ALPHA:g})", _departs(setting),
+                                       reads=(F.OUTPUT_DISTANCE, F.PERFORMANCE_GAP)),
+                      tiers=RESOLVING_TIERS)
+
+
 _SMALL = {"setting": "small_lr"}
 
 CLAIMS = (
@@ -225,20 +233,12 @@ CLAIMS = (
                                   "ensemble < single, centered < single, centered ensemble < centered (mean distances)",
                                   _ensembling_and_centering_help,
                                   reads=(F.OUTPUT_DISTANCE, F.ENSEMBLE_DISTANCE))),
-    claims.Claim("large_rate_leaves_the_kernel",
-                 "above the kernel's critical rate, finite nets leave the kernel's prediction (2007.15801 abstract: 'the "
-                 "use of a large learning rate break[s] the correspondence'; the accuracy gap's sign is reported)",
-                 claims.Predicate("at the widest width, centered nets further from the kernel's mean than at the small "
-                                  f"rate (one-sided Welch alpha={ALPHA:g})", _departs("large_lr"),
-                                  reads=(F.OUTPUT_DISTANCE, F.PERFORMANCE_GAP)),
-                 tiers=RESOLVING_TIERS),
-    claims.Claim("weight_decay_leaves_the_kernel",
-                 "with weight decay, finite nets leave the kernel's prediction (2007.15801 abstract: 'weight decay ... "
-                 "break[s] the correspondence'; sign reported)",
-                 claims.Predicate("at the widest width, centered nets further from the kernel's mean than at the small "
-                                  f"rate (one-sided Welch alpha={ALPHA:g})", _departs("weight_decay"),
-                                  reads=(F.OUTPUT_DISTANCE, F.PERFORMANCE_GAP)),
-                 tiers=RESOLVING_TIERS),
+    _departure("large_rate_leaves_the_kernel", "large_lr",
+               "above the kernel's critical rate, finite nets leave the kernel's prediction (2007.15801 abstract: "
+               "'the use of a large learning rate break[s] the correspondence'; the accuracy gap's sign is reported)"),
+    _departure("weight_decay_leaves_the_kernel", "weight_decay",
+               "with weight decay, finite nets leave the kernel's prediction (2007.15801 abstract: 'weight decay ... "
+               "break[s] the correspondence'; sign reported)"),
     claims.Claim("float32_error_grows_with_training_set",
                  "float32 kernel regression loses precision as the training set grows (2007.15801 abstract: 'floating "
                  "point precision limits kernel performance beyond a critical dataset size'): the "
