@@ -8,34 +8,44 @@ import numpy as np
 
 from harness.families import records_table
 
+from benchmarks.finite_vs_infinite import claims as C
 from benchmarks.finite_vs_infinite import families as F
 
-_RATES = (  # (title, family, selection, theory slope)
-    ("initial NTK: one net vs analytic", F.NTK_INIT_DISTANCE, {}, -0.5),
-    ("NTK change during training", F.NTK_CHANGE, {}, -1.0),
-    ("outputs vs kernel flow from own f_0", F.OUTPUT_DISTANCE, {"setting": "small_lr", "model": "single_own_init"}, -0.5),
-    ("centered outputs vs kernel mean", F.OUTPUT_DISTANCE, {"setting": "small_lr", "model": "centered"}, -0.5),
-    ("ensemble output bias^2 (pairs)", F.OUTPUT_BIAS_SQ, {}, -2.0),
-    ("initial NTK bias^2 (pairs)", F.NTK_INIT_BIAS_SQ, {}, -2.0),
+_WINDOW = C.ASYMPTOTIC_WIDTHS
+_RATES = (  # (title, family, selection, theory slope, widest widths fitted as the claims do; 0: all)
+    ("initial NTK: one net vs analytic", F.NTK_INIT_DISTANCE, {}, -0.5, 0),
+    ("NTK change during training", F.NTK_CHANGE, {}, -1.0, _WINDOW),
+    ("outputs vs kernel flow from own f_0", F.OUTPUT_DISTANCE, {"setting": "small_lr", "model": "single_own_init"}, -0.5,
+     _WINDOW),
+    ("centered outputs vs kernel mean", F.OUTPUT_DISTANCE, {"setting": "small_lr", "model": "centered"}, -0.5, _WINDOW),
+    ("ensemble output bias^2 (pairs)", F.OUTPUT_BIAS_SQ, {}, -2.0, _WINDOW),
+    ("initial NTK bias^2 (pairs)", F.NTK_INIT_BIAS_SQ, {}, -2.0, _WINDOW),
 )
 
 
 def _rates(record, plt):
   fig, axes = plt.subplots(2, 3, figsize=(14, 8), squeeze=False)
-  for ax, (title, family, where, theory) in zip(axes.ravel(), _RATES):
+  for ax, (title, family, where, theory, last) in zip(axes.ravel(), _RATES):
     table = records_table(record, family).select(**where)
+    if not len(table):
+      ax.set_title(f"{title}: not measured at this tier", fontsize=8)
+      ax.axis("off")
+      continue
     for (arch,), group in table.groups("arch").items():
       n, means = group.means("n")
       n, means = np.asarray(n, float), np.asarray(means, float)
       errors = [m.std / np.sqrt(max(m.n, 1)) for _, m in group.series("n")]
       line = ax.errorbar(n, np.where(means > 0, means, np.nan), yerr=errors, marker="o", ls="", label=arch)
-      positive = means > 0
-      if positive.sum() >= 2:
-        slope, intercept = np.polyfit(np.log(n[positive]), np.log(means[positive]), 1)
-        ax.plot(n, np.exp(intercept) * n ** slope, color=line[0].get_color(), lw=1,
+      window = np.arange(len(n)) >= (len(n) - last if last else 0)
+      fit = window & (means > 0)
+      if fit.sum() >= 2:
+        slope, intercept = np.polyfit(np.log(n[fit]), np.log(means[fit]), 1)
+        ax.plot(n[fit], np.exp(intercept) * n[fit] ** slope, color=line[0].get_color(), lw=1,
                 label=f"{arch} fit {slope:.2f}")
-        ax.plot(n, means[positive][0] * (n / n[positive][0]) ** theory, color="gray", ls=":", lw=1)
-    ax.set(xscale="log", yscale="log", xlabel="width n", title=f"{title} (dotted: slope {theory:g})")
+        ax.plot(n[fit], means[fit][0] * (n[fit] / n[fit][0]) ** theory, color="gray", ls=":", lw=1)
+    window = f"widest {last}" if last else "all widths"
+    ax.set(xscale="log", yscale="log", xlabel="width n")
+    ax.set_title(f"{title}\n(fit over {window}; dotted: slope {theory:g})", fontsize=9)
     ax.legend(fontsize=6)
   fig.tight_layout()
   return fig
