@@ -22,12 +22,13 @@ in the kernel regime f_t - f_0 is the NTK's gradient-descent mean predictor (Lee
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 
 import keras
 import numpy as np
+
+from harness.nets import empirical
 
 LOSSES = ("mse", "cross_entropy")
 EVAL_BATCH_SIZE = 1024
@@ -181,19 +182,10 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_test: 
 
 
 # -- full-batch gradient descent with one compiled step per model structure ---------------------------------------
-_STEP_CACHE_SIZE = 16
-_steps: "collections.OrderedDict[tuple, object]" = collections.OrderedDict()
-
-
-def _gradient_descent_step(model: keras.Model):
+def _build_gradient_descent_step(model: keras.Model):
   """The compiled step of this model's structure (shared by nets of one spec and width built with other seeds):
   params <- params - lr (grad L + wd params), L = 1/(2 N k) |f - y|^2, with lr and wd as tensors in the state."""
   from harness.nets import backends  # pylint: disable=import-outside-toplevel
-  from harness.nets import empirical  # pylint: disable=import-outside-toplevel
-  key = empirical._structure_key(model, False)  # pylint: disable=protected-access
-  if key in _steps:
-    _steps.move_to_end(key)
-    return _steps[key]
 
   def loss_fn(params, non_trainable, x, y):
     f, non_trainable = model.stateless_call(params, non_trainable, x, training=True)
@@ -204,10 +196,10 @@ def _gradient_descent_step(model: keras.Model):
     rate, decay = state
     return [p - rate * (g + decay * p) for p, g in zip(params, grads)], state
 
-  step = _steps[key] = backends.current().train_step(loss_fn, update_fn)
-  while len(_steps) > _STEP_CACHE_SIZE:
-    _steps.popitem(last=False)
-  return step
+  return backends.current().train_step(loss_fn, update_fn)
+
+
+_gradient_descent_step = empirical.StructureCache(_build_gradient_descent_step)
 
 
 def gradient_descent(model: keras.Model, x: np.ndarray, y: np.ndarray, learning_rate: float, steps: int,

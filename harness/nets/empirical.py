@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import collections
 import json
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -84,7 +84,6 @@ class _Contractions:
       structured = [(position[id(layer.bias)],
                      (layer.scaling.weight_multiplier / layer.scaling.bias_multiplier) ** 2) for layer in layers]
     skipped = {position[id(layer.kernel)] for layer in layers}
-    per_example = True  # backends/tensorflow.py `jacobian`: measured faster for FC and CNN-GAP blocks alike
     jacobian_indices = [i for i in range(len(variables)) if i not in skipped]
 
     def forward(params, non_trainable, x):
@@ -105,7 +104,8 @@ class _Contractions:
           full[i] = value
         return forward(full, non_trainable, xx)
 
-      flat = backend.jacobian(partial, [params[i] for i in jacobian_indices], x, per_example=per_example)
+      # per example: measured faster for FC and CNN-GAP blocks alike (backends/tensorflow.py `jacobian`)
+      flat = backend.jacobian(partial, [params[i] for i in jacobian_indices], x, per_example=True)
       b = keras.ops.shape(x)[0]
       by_index = {i: keras.ops.reshape(j, (b, keras.ops.shape(j)[1], -1)) for i, j in zip(jacobian_indices, flat)}
       return by_index, layer_inputs(params, non_trainable, x)
@@ -140,35 +140,44 @@ class _Contractions:
     self.ntk_same = backend.compile(ntk_same)
 
 
-_CACHE_SIZE = 16
-_compiled: "collections.OrderedDict[tuple, _Contractions]" = collections.OrderedDict()
-
-
-def _structure_key(model: keras.Model, trace_outputs: bool) -> tuple:
-  """What the compiled graphs depend on: the layers' classes, configs (names and initialiser seeds aside) and weight
-  shapes and dtypes.
+def structure_key(model: keras.Model) -> tuple:
+  """What graphs compiled from a model depend on: the layers' classes, configs (names and initialiser seeds aside) and
+  weight shapes and dtypes, and the Keras backend.
 
   Two models with equal keys (the same spec, width and dtype built with different seeds, or one model before and
-  after training) run through the same compiled forward / Jacobian graphs with their own weight values.
+  after training) can run through the same compiled graphs with their own weight values.
   """
   layers = []
   for layer in model.layers:
     config = {k: v for k, v in layer.get_config().items() if k not in ("name", "seed")}
     layers.append((type(layer).__name__, json.dumps(config, sort_keys=True, default=str),
                    tuple((tuple(w.shape), str(w.dtype)) for w in layer.weights)))
-  return (type(model).__name__, tuple(layers), trace_outputs, keras.backend.backend())
+  return (type(model).__name__, tuple(layers), keras.backend.backend())
 
 
-def _contractions(model: keras.Model, trace_outputs: bool) -> _Contractions:
-  """The compiled contractions of this model's structure, built once (a small LRU cache keyed by structure)."""
-  key = _structure_key(model, trace_outputs)
-  if key in _compiled:
-    _compiled.move_to_end(key)
-    return _compiled[key]
-  built = _compiled[key] = _Contractions(model, trace_outputs)
-  while len(_compiled) > _CACHE_SIZE:
-    _compiled.popitem(last=False)
-  return built
+class StructureCache:
+  """build(model, *args), built once per (structure_key(model), args) and kept in a small LRU cache: compiled
+  functions of a model's structure, shared by every model of that structure."""
+
+  def __init__(self, build: Callable, size: int = 16):
+    self._build, self._size = build, size
+    self._entries: collections.OrderedDict = collections.OrderedDict()
+
+  def __call__(self, model: keras.Model, *args):
+    key = (structure_key(model), args)
+    if key in self._entries:
+      self._entries.move_to_end(key)
+      return self._entries[key]
+    built = self._entries[key] = self._build(model, *args)
+    while len(self._entries) > self._size:
+      self._entries.popitem(last=False)
+    return built
+
+  def clear(self) -> None:
+    self._entries.clear()
+
+
+_contractions = StructureCache(_Contractions)  # (model, trace_outputs) -> the compiled contractions of its structure
 
 
 def _values(model: keras.Model) -> tuple[list, list]:
@@ -207,7 +216,7 @@ def outputs(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.nda
   dtype = model.trainable_variables[0].dtype
   x = np.asarray(x, dtype=dtype)
   params, non_trainable = _values(model)
-  forward = _contractions(model, trace_outputs=True).forward
+  forward = _contractions(model, True).forward
   size = min(batch_size, len(x))
   blocks = [keras.ops.convert_to_numpy(forward(params, non_trainable, _batching.padded(x, r0, r1, size)))[:r1 - r0]
             for r0, r1 in _batching.blocks(len(x), size)]
@@ -257,7 +266,7 @@ def monte_carlo_kernels(spec, x1: np.ndarray, x2: np.ndarray | None = None, *, w
   x1 = np.asarray(x1, dtype=dtype)
   x2 = None if x2 is None else np.asarray(x2, dtype=dtype)
   both = x1 if x2 is None else np.concatenate([x1, x2])
-  contractions = _contractions(template, trace_outputs=True)
+  contractions = _contractions(template, True)
   totals = {g: 0.0 for g in names}
   for s in range(n_samples):
     params, non_trainable = _values(template if s == 0 else build(s))

@@ -193,7 +193,7 @@ def test_compiled_graphs_are_shared_by_structure_not_by_values():
   assert empirical._contractions(a, True) is empirical._contractions(b, True)
   assert empirical._contractions(a, True) is not empirical._contractions(c, True)
   theta_b = nets.empirical_ntk(b, x)
-  empirical._compiled.clear()
+  empirical._contractions.clear()
   np.testing.assert_allclose(theta_b, nets.empirical_ntk(b, x), rtol=1e-12)
   assert not np.allclose(theta_b, nets.empirical_ntk(a, x))
 
@@ -226,12 +226,12 @@ def test_structured_dense_blocks_equal_the_full_jacobian(monkeypatch, trace_outp
     assert len(empirical._flat_dense_layers(model)) == structured
     fast = (nets.empirical_ntk(model, x1, trace_outputs=trace_outputs, batch_size=2),
             nets.empirical_ntk(model, x1, x2, trace_outputs=trace_outputs, batch_size=2))
-    empirical._compiled.clear()
+    empirical._contractions.clear()
     monkeypatch.setattr(empirical, "_flat_dense_layers", lambda m: [])
     full = (nets.empirical_ntk(model, x1, trace_outputs=trace_outputs, batch_size=2),
             nets.empirical_ntk(model, x1, x2, trace_outputs=trace_outputs, batch_size=2))
     monkeypatch.undo()
-    empirical._compiled.clear()
+    empirical._contractions.clear()
     for a, b in zip(fast, full):
       np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
