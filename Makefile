@@ -13,9 +13,10 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 EXPERIMENT ?= all
 RUN ?=
 RUNS ?=
+TIER ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-jax smoke small paper compare report bench list clean
+.PHONY: setup test test-jax smoke small paper plan compare report bench list clean
 
 setup:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,10 @@ test-jax:
 
 list:
 	$(PY) -m harness list
+
+# What a tier would need here (data, hardware, memory, runtime), without running: make plan EXPERIMENT=pooling TIER=paper
+plan:
+	$(PY) -m harness plan --experiment=$(EXPERIMENT) $(if $(TIER),--tier=$(TIER))
 
 # Every experiment's smoke tier, then compare with reference_results/; nonzero exit on any failure.
 smoke:

@@ -1,7 +1,9 @@
-"""`python -m harness COMMAND [flags]`: list | run | compare | report | bless.
+"""`python -m harness COMMAND [flags]`: list | plan | run | compare | report | bless | theory.
 
   list                                           experiments, tiers, hardware, expected runtimes
-  run --experiment=X|all --tier=T [--seeds=N] [--output_dir=D] [--dtype=float32|float64] [--compare]
+  plan --experiment=X|all [--tier=T]             the pre-flight as a table, without running (harness/preflight.py)
+  run --experiment=X|all --tier=T [--seeds=N] [--output_dir=D] [--dtype=float32|float64] [--compare] [--force]
+      [--quiet]                                  the pre-flight first: data, hardware, memory (exit 2 if they fail)
   compare RUN_DIR [RUN_DIR ...] [--references=DIR]
   report RUN_DIR [RUN_DIR ...] [--report_dir=D]
   bless RUN_DIR --reason="..." [--references=DIR]
@@ -18,11 +20,11 @@ from absl import app, flags
 
 from harness.errors import HarnessError
 
-COMMANDS = ("list", "run", "compare", "report", "bless", "theory")
+COMMANDS = ("list", "plan", "run", "compare", "report", "bless", "theory")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("experiment", None, "Experiment name, or 'all' (run).")
-flags.DEFINE_string("tier", None, "Tier: smoke, small or paper (run).")
+flags.DEFINE_string("tier", None, "Tier: smoke, small or paper (run; plan: default every tier).")
 flags.DEFINE_integer("seeds", None, "Number of seeds 0..N-1, overriding the tier's seeds (run).", lower_bound=1)
 flags.DEFINE_string("output_dir", None, "Run directory to create (run); must not hold a run. Default: runs/<id>.")
 flags.DEFINE_string("runs_dir", "runs", "Parent of auto-named run directories (run).")
@@ -32,7 +34,8 @@ flags.DEFINE_bool("compare", False, "After running, compare with references (run
 flags.DEFINE_string("references", None, "Reference directory (default: the repo's reference_results/).")
 flags.DEFINE_string("reason", None, "Why these numbers become the reference (bless; required).")
 flags.DEFINE_string("report_dir", None, "Where report writes report.md/.html and figures (default: reports/<time>).")
-flags.DEFINE_bool("quiet", False, "No progress output.")
+flags.DEFINE_bool("quiet", False, "One line per phase and the summary: no progress bars (run).")
+flags.DEFINE_bool("force", False, "Run although the tier's hardware or memory check fails; the record says so (run).")
 flags.DEFINE_bool("check", False, "Only check that the reference files hold the theory entries; exit 1 if not (theory).")
 
 
@@ -77,18 +80,24 @@ def cmd_run(args: list[str]) -> int:
   names = list(registry.load_all()) if FLAGS.experiment == "all" else FLAGS.experiment.split(",")
   experiments = [registry.get(n) for n in names]
   for exp in experiments:
-    exp.tier(FLAGS.tier)  # fail on an unknown tier before any work
+    exp.tier(FLAGS.tier)  # fail on an unknown tier before any work (each run's pre-flight follows)
     if FLAGS.compare:
       references.load(_references_dir(), exp.name, FLAGS.tier)
   if FLAGS.output_dir and len(experiments) > 1:
     raise UsageError("--output_dir names one run; with several experiments use --runs_dir")
-  from harness import nets
-  nets.configure_xla_cpu()  # XLA:CPU's vector width, before the first kernel compiles (harness.nets docstring)
+  from harness import nets, preflight
+  nets.configure_xla_cpu()  # XLA:CPU's vector width, before the first XLA program (the pre-flight's calibration)
+  for exp in experiments:  # every experiment's pre-flight before the first runs (each run checks its own again)
+    preflight.check(preflight.make_plan(exp, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype, mirrors=_mirrors(),
+                                        references_dir=_references_dir()), FLAGS.force)
   results = []
   for exp in experiments:
     run_dir, record = runner.run(exp.name, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype,
                                  output_dir=FLAGS.output_dir or runner.default_run_dir(exp.name, FLAGS.tier, FLAGS.runs_dir),
-                                 mirrors=_mirrors(), verbose=not FLAGS.quiet)
+                                 mirrors=_mirrors(), verbose=True, progress=not FLAGS.quiet, force=FLAGS.force,
+                                 references_dir=_references_dir())
+    if record["forced"]:
+      print(f"forced past the pre-flight: {'; '.join(record['preflight']['forced'])}")
     print(f"wrote {os.path.join(run_dir, 'results.json')} ({record['wall_time_s']:.1f} s)")
     if FLAGS.compare:
       comparison = compare_lib.compare(record, _references_dir())
@@ -103,6 +112,29 @@ def cmd_run(args: list[str]) -> int:
     print("\n" + compare_lib.summary_table(results))
     return 0 if all(c.passed for c in results) else 1
   return 0 if all(results) else 1
+
+
+def cmd_plan(args: list[str]) -> int:
+  """The pre-flight of each experiment and tier asked for, as tables; runs nothing (exit 0 even where a run
+  would stop: the table says why)."""
+  from harness import preflight, registry
+  if args:
+    raise UsageError(f"plan takes flags only, got {' '.join(args)}")
+  if not FLAGS.experiment:
+    raise UsageError("plan needs --experiment (a name, a comma-separated list, or 'all')")
+  names = list(registry.load_all()) if FLAGS.experiment == "all" else FLAGS.experiment.split(",")
+  experiments = [registry.get(n) for n in names]
+  pairs = [(exp, t.name) for exp in experiments for t in exp.tiers if FLAGS.tier in (None, t.name)]
+  from harness import nets
+  nets.configure_xla_cpu()  # the calibration's matmul runs at the vector width the kernels would
+  for exp in experiments:
+    if FLAGS.tier is not None:
+      exp.tier(FLAGS.tier)
+  tables = [preflight.format_plan(preflight.make_plan(exp, tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype,
+                                                      mirrors=_mirrors(), references_dir=_references_dir()))
+            for exp, tier in pairs]
+  print("\n\n".join(tables))
+  return 0
 
 
 def cmd_compare(args: list[str]) -> int:
@@ -196,7 +228,7 @@ def main(argv: list[str]) -> int:
   args = argv[1:]
   if not args or args[0] not in COMMANDS:
     raise UsageError(f"command must be one of {', '.join(COMMANDS)}" + (f", got {args[0]!r}" if args else ""))
-  handler = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare, "report": cmd_report, "bless": cmd_bless,
+  handler = {"list": cmd_list, "plan": cmd_plan, "run": cmd_run, "compare": cmd_compare, "report": cmd_report, "bless": cmd_bless,
              "theory": cmd_theory}[args[0]]
   return handler(args[1:])
 

@@ -119,8 +119,16 @@ def _backend_state() -> dict[str, Any]:
   return state
 
 
+def hardware() -> dict[str, Any]:
+  """CPU cores, memory and accelerators (as the Keras backend sees them): what the pre-flight checks."""
+  state = _backend_state()
+  return {"cpu_cores": os.cpu_count(), "memory_bytes": _memory_bytes(),
+          **{k: state[k] for k in ("accelerator_kind", "accelerator_count", "accelerator_names") if k in state}}
+
+
 def fingerprint(dtype: str | None = None) -> dict[str, Any]:
-  """Host, CPU, memory, accelerators, versions, numerics switches and git state."""
+  """Host, CPU, memory, accelerators, versions, numerics switches, git state and (with a dtype) the matmul
+  throughput in it (harness/calibration.py: the unit runtimes are scaled by)."""
   info: dict[str, Any] = {
       "host": socket.gethostname(),
       "platform": platform.platform(),
@@ -135,6 +143,9 @@ def fingerprint(dtype: str | None = None) -> dict[str, Any]:
       "git": git_state(),
   }
   info.update(_backend_state())
+  if dtype is not None:
+    from harness import calibration
+    info["matmul_gflops"] = {dtype: calibration.matmul_gflops(dtype)}
   return info
 
 

@@ -3,7 +3,8 @@
 File format (schema_version 2):
   {"schema": "harness.references", "schema_version": 2, "experiment": "...", "tier": "...",
    "blessings": {blessing_id: {"run_id", "commit", "dirty", "blessed_at", "reason", "wall_time_s" (null when
-                               unknown), "fingerprint": the run's environment}},
+                               unknown), "phases" ({phase: wall seconds}, optional: the pre-flight's runtime per
+                               phase), "fingerprint": the run's environment}},
    "entries": [{"metric": name, "value": number, "values": [raw per-seed numbers], "seeds": [their seeds],
                 "tolerance": rule, "provenance": provenance}, ...]}
   A blessing (one `bless` of one run) is stored once; its entries point at it by id (the run id; a run
@@ -148,6 +149,10 @@ def validate_blessing(blessing: Any, field: str, v: _Validator) -> None:
     v.number(blessing, "wall_time_s", field, minimum=0)
   if not isinstance(blessing.get("fingerprint"), dict):
     v.fail(f"{field}.fingerprint", "must be an object (the run's environment)")
+  phases = blessing.get("phases", {})
+  if not isinstance(phases, dict) or any(isinstance(t, bool) or not isinstance(t, (int, float)) or t < 0
+                                         for t in phases.values()):
+    v.fail(f"{field}.phases", "must map phase names to wall seconds >= 0 (optional)")
 
 
 def validate_seeds(entry: Mapping[str, Any], n_values: int, field: str, v: _Validator) -> None:
@@ -289,7 +294,7 @@ _TOP_KEYS = ("schema", "schema_version", "experiment", "tier", "blessings", "ent
 _ENTRY_KEYS = ("metric", "value", "values", "seeds", "tolerance", "provenance")
 _RULE_KEYS = ("kind", "test")
 _PROVENANCE_KEYS = ("kind", "blessing", "derivation", "citation", "arxiv", "location", "checked_against_text")
-_BLESSING_KEYS = ("run_id", "blessed_at", "reason", "commit", "dirty", "wall_time_s", "fingerprint")
+_BLESSING_KEYS = ("run_id", "blessed_at", "reason", "commit", "dirty", "wall_time_s", "phases", "fingerprint")
 
 
 def _with_key_order(blob: Mapping[str, Any], first: Iterable[str]) -> dict[str, Any]:
@@ -411,6 +416,7 @@ def blessing_of(record: Mapping[str, Any], reason: str, blessed_at: str) -> dict
   return {"run_id": record["run_id"], "commit": env.get("git", {}).get("commit"),
           "dirty": env.get("git", {}).get("dirty"), "blessed_at": blessed_at, "reason": reason,
           "wall_time_s": float(wall) if isinstance(wall, (int, float)) and math.isfinite(wall) else None,
+          "phases": {name: float(t) for name, t in (record.get("phases") or {}).items()},
           "fingerprint": env}
 
 

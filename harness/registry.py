@@ -8,9 +8,10 @@ NOT_EXPERIMENTS is an experiment: a folder without `experiment.py` is an error, 
 HARNESS_EXPERIMENT_MODULES adds modules defining EXPERIMENT (comma-separated; tests use it for a toy).
 
 A tier is a function returning the experiment's config, decorated with `@tier(...)`, which states the
-hardware and the expected runtime once; its docstring gives the command and the expected result, e.g.
+hardware it is sized for (a `preflight.Hardware`: accelerators, host memory, and the matmul throughput its runtime
+refers to) and the expected runtime once; its docstring gives the command and the expected result, e.g.
 
-    @registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=60)
+    @registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=60)
     def smoke() -> Config:
       '''Command: python -m harness run --experiment=X --tier=smoke
       Expected result: every claim passes.'''
@@ -24,7 +25,7 @@ import os
 from typing import Any, Callable, Mapping, Sequence
 
 from harness import families as families_lib
-from harness import papers
+from harness import papers, preflight
 from harness.claims import Claim
 from harness.errors import HarnessError
 from harness.families import Family
@@ -41,7 +42,7 @@ EXTRA_MODULES_ENV = "HARNESS_EXPERIMENT_MODULES"
 class Tier:
   name: str
   make_config: Callable[[], Any]
-  hardware: str
+  hardware: preflight.Hardware
   expected_runtime_s: float
   doc: str
 
@@ -57,11 +58,13 @@ def _seconds(value: float) -> str:
   return f"{value:.0f} s" + (f" ({value / 3600:.1f} h)" if value >= 3600 else "")
 
 
-def tier(name: str, *, hardware: str, expected_runtime_s: float) -> Callable[[Callable[[], Any]], Tier]:
+def tier(name: str, *, hardware: preflight.Hardware, expected_runtime_s: float) -> Callable[[Callable[[], Any]], Tier]:
   """Turns a config function into a Tier; its docstring must give the DOC_FIELDS (and not a runtime:
   that is `expected_runtime_s`, written once)."""
   if name not in TIER_NAMES:
     raise ValueError(f"tier name must be one of {TIER_NAMES}, got {name!r}")
+  if not isinstance(hardware, preflight.Hardware):
+    raise TypeError(f"tier {name}: hardware must be a preflight.Hardware (e.g. preflight.CI_CPU), got {hardware!r}")
 
   def wrap(fn: Callable[[], Any]) -> Tier:
     doc = " ".join((fn.__doc__ or "").split())
@@ -91,8 +94,9 @@ class Experiment:
 
   run(config, ctx) records metrics of `families` via ctx.record (and curves via ctx.curve); each family
   carries the tolerance rule `bless` gives its metrics (harness.references). Every claim may read only
-  declared families, checked here, when the experiment is loaded. `figures`, if given, maps a results
-  record to {name: matplotlib Figure} for reports. `theory_references`, if given, maps a tier's config to
+  declared families, checked here, when the experiment is loaded. `needs(config, seeds)` states what a tier's
+  run needs (phases, datasets and sizes, memory: harness/preflight.py), checked before its first phase.
+  `figures`, if given, maps a results record to {name: matplotlib Figure} for reports. `theory_references`, if given, maps a tier's config to
   the reference entries with `theory` provenance (closed forms and their derivations) that
   `python -m harness theory` and `bless` write into that tier's reference file.
   """
@@ -103,6 +107,7 @@ class Experiment:
   claims: tuple[Claim, ...]
   tiers: tuple[Tier, ...]
   run: Callable[[Any, Any], None]
+  needs: preflight.NeedsFn
   figures: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
   theory_references: Callable[[Any], Sequence[Mapping[str, Any]]] | None = None
 

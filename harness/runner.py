@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from harness import claims as claims_lib
-from harness import environment, precision, records, registry
+from harness import environment, precision, preflight, records, registry
 from harness.context import RunContext
 from harness.errors import HarnessError
 
@@ -34,11 +34,9 @@ def default_run_dir(experiment: str, tier: str, runs_dir: str = DEFAULT_RUNS_DIR
   return os.path.join(runs_dir, records.new_run_id(experiment, tier))
 
 
-def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dtype: str | None = None,
-        output_dir: str | None = None, mirrors: str | None = None, verbose: bool = True) -> tuple[str, dict]:
-  """Runs a tier; returns (run_dir, record). Raises HarnessError on bad input before any work."""
-  experiment = registry.get(experiment_name)
-  tier = experiment.tier(tier_name)
+def resolve(experiment: registry.Experiment, tier: registry.Tier, n_seeds: int | None,
+            dtype: str | None) -> tuple[Any, tuple[int, ...], str]:
+  """(config, seeds, dtype) of a tier with the command line's overrides; HarnessError on bad ones."""
   try:
     config = tier.config()
   except ValueError as e:  # the tier's config refuses its own settings (e.g. widths not increasing)
@@ -52,11 +50,38 @@ def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dty
   dtype = resolve_dtype(config, dtype)
   if dataclasses.is_dataclass(config) and hasattr(config, "dtype"):
     config = dataclasses.replace(config, dtype=dtype)
+  return config, seeds, dtype
+
+
+def peak_rss_bytes() -> int | None:
+  """This process's peak resident memory so far (Linux reports kilobytes)."""
+  try:
+    import resource  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dtype: str | None = None,
+        output_dir: str | None = None, mirrors: str | None = None, verbose: bool = True, progress: bool | None = None,
+        force: bool = False, references_dir: str | None = None) -> tuple[str, dict]:
+  """Runs a tier; returns (run_dir, record). Raises HarnessError on bad input, and when the pre-flight
+  (harness/preflight.py: data, hardware, memory) stops the run, before any work and before the run directory
+  exists. verbose: a line per phase (with its expected time) and the summary; progress: bars with time estimates
+  inside long phases (default: as verbose). force: run although the hardware or memory check fails (recorded)."""
+  experiment = registry.get(experiment_name)
+  tier = experiment.tier(tier_name)
+  config, seeds, dtype = resolve(experiment, tier, n_seeds, dtype)
+  plan = preflight.make_plan(experiment, tier.name, n_seeds=n_seeds, dtype=dtype, mirrors=mirrors,
+                             references_dir=references_dir)
+  forced = preflight.check(plan, force)
   run_dir = output_dir or default_run_dir(experiment.name, tier.name)
   run_id = os.path.basename(os.path.normpath(run_dir))
   records.prepare_run_dir(run_dir)
 
-  ctx = RunContext(seeds=seeds, dtype=dtype, mirrors=mirrors, verbose=verbose, families=experiment.families)
+  expected = {name: t * plan.runtime.scale for name, t in plan.runtime.phases.items()}
+  ctx = RunContext(seeds=seeds, dtype=dtype, mirrors=mirrors, verbose=verbose, families=experiment.families,
+                   needs=plan.needs, expected_phase_s=expected, progress=verbose if progress is None else progress)
   started_at = records.utc_now()
   start = time.perf_counter()
   env = environment.fingerprint(dtype)
@@ -72,6 +97,7 @@ def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dty
       "curves": ctx.curves, "claims": outcomes, "phases": ctx.phases, "wall_time_s": wall,
       "expected_runtime_s": tier.expected_runtime_s, "datasets": ctx.datasets, "notes": ctx.notes,
       "papers": [dataclasses.asdict(p) for p in experiment.papers], "environment": env,
+      "forced": bool(forced), "preflight": {**plan.as_record(forced), "peak_rss_bytes": peak_rss_bytes()},
   }
   records.write_json_atomic(records.results_path(run_dir), record)
   return run_dir, record

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness import registry
+from harness import preflight, registry
 from harness.residual_gram import ACTIVATIONS
 
 INPUT_SETS = ("synthetic", "cifar10")
@@ -60,14 +60,14 @@ class CommutativityConfig:
     return tuple(sorted(set(self.widths) & set(self.depths)))
 
 
-@registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=60)
+@registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=60)
 def smoke() -> CommutativityConfig:
   """Command: python -m harness run --experiment=commutativity --tier=smoke
   Expected result: every claim passes; ReLU only, synthetic inputs, widths 16-128, depths 4-64."""
   return CommutativityConfig(seeds=(0, 1, 2, 3))
 
 
-@registry.tier("small", hardware="2 CPU cores", expected_runtime_s=600)
+@registry.tier("small", hardware=preflight.CI_CPU, expected_runtime_s=600)
 def small() -> CommutativityConfig:
   """Command: python -m harness run --experiment=commutativity --tier=small --mirrors=cifar10=/work/shared/data/cifar10-exact-subset
   Expected result: every claim passes for ReLU and Erf, synthetic pairs and 4 CIFAR-10 pairs; widths 16-1024,
@@ -80,7 +80,13 @@ def small() -> CommutativityConfig:
       keras_points=((64, 4), (64, 16), (128, 32)))
 
 
-@registry.tier("paper", hardware="1 GPU host (16 CPU cores used by numpy)", expected_runtime_s=3600)
+PAPER_HARDWARE = preflight.accelerator_host(
+    "1 GPU host (16 CPU cores used by numpy)",
+    gflops={dtype: 8 * gflops for dtype, gflops in preflight.CI_CPU_GFLOPS.items()},
+    basis="assumed by the runtime ESTIMATE: the Monte Carlo on 16 cores, 8x the 2-core CI machine")
+
+
+@registry.tier("paper", hardware=PAPER_HARDWARE, expected_runtime_s=3600)
 def paper() -> CommutativityConfig:
   """Command: python -m harness run --experiment=commutativity --tier=paper --mirrors=cifar10=FOLDER
   The Monte Carlo is numpy on the host's CPU cores, the kernels use the accelerator. The runtime is an ESTIMATE

@@ -1,7 +1,7 @@
 """`commutativity`: width and depth limits commute in residual nets with 1/sqrt(depth) branches (package docstring)."""
 from harness import registry
 
-from benchmarks.commutativity import config, families, figures, phases, theory
+from benchmarks.commutativity import config, families, figures, needs, phases, theory
 from benchmarks.commutativity.claims import CLAIMS
 
 EXPERIMENT = registry.Experiment(
@@ -13,6 +13,7 @@ EXPERIMENT = registry.Experiment(
     claims=CLAIMS,
     tiers=(config.smoke, config.small, config.paper),
     run=phases.run,
+    needs=needs.needs,
     figures=figures.figures,
     theory_references=theory.reference_entries,
 )

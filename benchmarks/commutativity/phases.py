@@ -94,10 +94,12 @@ def run_infinite_width(config: CommutativityConfig, ctx, inputs: Inputs, limits)
 def run_monte_carlo(config: CommutativityConfig, ctx, inputs: Inputs, limits) -> None:
   k0 = inputs.kernel
   scales = (MAIN_SCALE,) + (CONTRAST_SCALES if config.contrast else ())
+  counter = ctx.counter(len(config.activations) * len(scales) * len(config.widths) * len(config.depths))
   for a_index, act in enumerate(config.activations):
     for s_index, scale_name in enumerate(scales):
       for n in config.widths:
         for depth in config.depths:
+          counter.advance()
           for seed in ctx.seeds:
             rng = seeding.rng(seed, a_index, s_index, n, depth, STREAM_MONTE_CARLO)
             y0, y = gram.simulate_gram(k0, n, depth, BRANCH_SCALES[scale_name](depth), act, config.nets_per_seed, rng,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness import registry
+from harness import preflight, registry
 
 ARCHITECTURES = ("fcn", "cnn_flatten", "cnn_gap", "resnet")
 SETTINGS = ("small_lr", "large_lr", "weight_decay")
@@ -77,7 +77,7 @@ class FiniteVsInfiniteConfig:
     return self.bias_fcn_widths if arch == "fcn" else self.bias_conv_widths
 
 
-@registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=90)
+@registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=90)
 def smoke() -> FiniteVsInfiniteConfig:
   """Command: python -m harness run --experiment=finite_vs_infinite --tier=smoke (HARNESS_MIRRORS, cifar10 exact pixels)
   Expected result: FCN and CNN-GAP at three widths, 4 seeds, 32 training images; the slope claims are reported, not
@@ -89,7 +89,7 @@ def smoke() -> FiniteVsInfiniteConfig:
                                 precision_sizes=(250, 500, 1000), precision_n_test=250)
 
 
-@registry.tier("small", hardware="2 CPU cores", expected_runtime_s=1100)
+@registry.tier("small", hardware=preflight.CI_CPU, expected_runtime_s=1100)
 def small() -> FiniteVsInfiniteConfig:
   """Command: python -m harness run --experiment=finite_vs_infinite --tier=small (HARNESS_MIRRORS, cifar10 exact pixels)
   Expected result: every asserted claim passes: all four architectures, widths over 16x, 8 seeds, 128 training
@@ -98,7 +98,13 @@ def small() -> FiniteVsInfiniteConfig:
   return FiniteVsInfiniteConfig(seeds=tuple(range(8)), ntk_points=24, bias_architectures=())
 
 
-@registry.tier("paper", hardware="1 GPU or TPU host", expected_runtime_s=6 * 3600)
+PAPER_HARDWARE = preflight.accelerator_host(
+    "1 GPU or TPU host", gflops={"float32": 50_000.0, "float64": 10_000.0},
+    basis="assumed by the runtime ESTIMATE (not measured): 50 TFLOP/s float32 on the nets, 10 TFLOP/s float64 on "
+          "the kernels")
+
+
+@registry.tier("paper", hardware=PAPER_HARDWARE, expected_runtime_s=6 * 3600)
 def paper() -> FiniteVsInfiniteConfig:
   """Command: python -m harness run --experiment=finite_vs_infinite --tier=paper (full CIFAR-10 via TFDS or mirror)
   The runtime is an ESTIMATE, not measured (no accelerator was available): widths to 2048 units / 512 channels,

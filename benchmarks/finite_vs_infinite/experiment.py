@@ -1,7 +1,7 @@
 """`finite_vs_infinite`: the gap between finite- and infinite-width nets closes at a definite rate (package docstring)."""
 from harness import registry
 
-from benchmarks.finite_vs_infinite import config, families, figures, phases
+from benchmarks.finite_vs_infinite import config, families, figures, needs, phases
 from benchmarks.finite_vs_infinite.claims import CLAIMS
 
 EXPERIMENT = registry.Experiment(
@@ -16,5 +16,6 @@ EXPERIMENT = registry.Experiment(
     claims=CLAIMS,
     tiers=(config.smoke, config.small, config.paper),
     run=phases.run,
+    needs=needs.needs,
     figures=figures.figures,
 )

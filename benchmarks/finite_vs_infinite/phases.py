@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 
@@ -208,10 +209,10 @@ def run_architecture(config: FiniteVsInfiniteConfig, ctx, arch: str, train, test
     ctx.note(f"learning_rate/{arch}/{name}", setting.learning_rate)
     ctx.note(f"weight_decay/{arch}/{name}", setting.weight_decay)
   record_kernel_scores(ctx, config, arch, setup, train, test, plan)
-  for width in config.widths(arch):
+  for width in ctx.progress(config.widths(arch)):
     run_width(config, ctx, arch, spec, width, setup, train, test, plan)
   if arch in config.bias_architectures:
-    for width in config.bias_widths(arch):
+    for width in ctx.progress(config.bias_widths(arch)):
       run_bias(config, ctx, arch, spec, width, setup, train, test, plan)
 
 
@@ -252,7 +253,9 @@ def run_precision(config: FiniteVsInfiniteConfig, ctx) -> None:
       for precision, ks in by_precision.items():
         k_train, k_test = ks[kernel]
         y = tr.y[:n].astype(precision)
-        alpha = scipy.linalg.solve(k_train[:n, :n], y, assume_a="sym", check_finite=False)
+        with warnings.catch_warnings():  # ill-conditioned on purpose: the condition number is recorded below
+          warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+          alpha = scipy.linalg.solve(k_train[:n, :n], y, assume_a="sym", check_finite=False)
         means[precision] = np.asarray(k_test[:, :n] @ alpha, dtype=np.float64)
         ctx.record(F.PRECISION_ACC, scores(means[precision], te.y)["acc"], kernel=kernel, precision=precision, n=n)
       eigenvalues = np.linalg.eigvalsh(by_precision["float64"][kernel][0][:n, :n])

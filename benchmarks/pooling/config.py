@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from harness import registry
+from harness import preflight, registry
 
 ARCHITECTURES = ("fcn", "cnn_flatten", "cnn_gap")
 ZCA_REG = 0.1                         # ZCA regularizer, relative to the mean eigenvalue (harness.data.zca_matrix)
@@ -55,7 +55,7 @@ class PoolingConfig:
       raise ValueError(f"unknown architectures {unknown}")
 
 
-@registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=60)
+@registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=60)
 def smoke() -> PoolingConfig:
   """Command: python -m harness run --experiment=pooling --tier=smoke (HARNESS_MIRRORS with cifar10 exact pixels)
   Expected result: the theory claims pass; the accuracy comparisons (GAP vs Flatten) are reported but not asserted
@@ -64,7 +64,7 @@ def smoke() -> PoolingConfig:
                        cnn_theory_depths=(1, 2, 5))
 
 
-@registry.tier("small", hardware="2 CPU cores", expected_runtime_s=1000)
+@registry.tier("small", hardware=preflight.CI_CPU, expected_runtime_s=1000)
 def small() -> PoolingConfig:
   """Command: python -m harness run --experiment=pooling --tier=small (HARNESS_MIRRORS with cifar10 exact pixels)
   Expected result: every claim passes with significance; 4 seeds x (1000 train, 250 test) 8x8 images, depth 2.
@@ -74,7 +74,13 @@ def small() -> PoolingConfig:
                        cnn_theory_depths=(1, 2, 5, 10, 20, 50))
 
 
-@registry.tier("paper", hardware="1 GPU or TPU host, >= 64 GB RAM", expected_runtime_s=86400)
+PAPER_HARDWARE = preflight.accelerator_host(
+    "1 GPU or TPU host, >= 96 GB RAM", host_memory_gb=96, gflops={"float64": 10_000.0, "float32": 20_000.0},
+    basis="assumed by the runtime ESTIMATE: 10 TFLOP/s achieved on the float64 kernels, float32 twice that; the "
+          "memory from needs.py: 50k x 60k NNGP and NTK blocks, 40 GB, and the regression's 20 GB factor")
+
+
+@registry.tier("paper", hardware=PAPER_HARDWARE, expected_runtime_s=86400)
 def paper() -> PoolingConfig:
   """Command: python -m harness run --experiment=pooling --tier=paper (full CIFAR-10 via TFDS)
   The runtime is an ESTIMATE, not measured: the CNN-GAP kernels are 1.75e9 entries x ~1.3e8 FLOP (32x32 pixels,

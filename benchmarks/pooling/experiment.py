@@ -1,7 +1,7 @@
 """`pooling`: CNN-GAP vs CNN-Flatten vs FCN on CIFAR-10, kernels and finite nets; NTK depth theory (package docstring)."""
 from harness import registry
 
-from benchmarks.pooling import config, families, figures, phases
+from benchmarks.pooling import config, families, figures, needs, phases
 from benchmarks.pooling.claims import CLAIMS
 
 EXPERIMENT = registry.Experiment(
@@ -15,5 +15,6 @@ EXPERIMENT = registry.Experiment(
     claims=CLAIMS,
     tiers=(config.smoke, config.small, config.paper),
     run=phases.run,
+    needs=needs.needs,
     figures=figures.figures,
 )

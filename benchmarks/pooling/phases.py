@@ -48,9 +48,9 @@ def run_kernels(config: PoolingConfig, ctx, blocks) -> None:
       for seed in ctx.seeds:
         train, test = blocks[seed]
         k_train = nets.kernel_tiled(spec, train.x, None, get=KERNELS, dtype=config.dtype,
-                                    tile_size=config.kernel_tile_size, progress=ctx.verbose)
+                                    tile_size=config.kernel_tile_size, progress=ctx.progress_bars)
         k_test = nets.kernel_tiled(spec, test.x, train.x, get=KERNELS, dtype=config.dtype,
-                                   tile_size=config.kernel_tile_size, progress=ctx.verbose)
+                                   tile_size=config.kernel_tile_size, progress=ctx.progress_bars)
         for kernel in KERNELS:
           acc, mse, reg = _kernel_scores(k_train[kernel], k_test[kernel], train.y, test.y, seed)
           # the depth of the claims is unlabelled; the sweep's other depths carry theirs
@@ -93,7 +93,7 @@ def run_finite(config: PoolingConfig, ctx, blocks) -> None:
                               training.TrainConfig(learning_rate=learning_rate, epochs=config.epochs,
                                                    batch_size=config.batch_size, loss=config.loss, seed=seed,
                                                    center=True, eval_every=config.eval_every),
-                              verbose=ctx.verbose, x_val=train.x[val], y_val=train.y[val])
+                              verbose=ctx.progress_bars, x_val=train.x[val], y_val=train.y[val])
       for split, score, value in (("test", "acc", result.test_accuracy), ("test", "mse", result.test_mse),
                                   ("train", "acc", result.train_accuracy), ("val", "acc", result.validation_accuracy)):
         ctx.record(F.FINITE_SCORE, value, seed=seed, split=split, score=score, arch=arch)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness import registry
+from harness import preflight, registry
 
 STATS_EXAMPLES = 2048          # channel mean/std from the stream's first images (they are trained on too)
 # the CNN's base rates 2^k: brackets the best at the base width (2^5 in a sweep over 2^0..2^6 at the small tier)
@@ -91,7 +91,7 @@ class WidthConfig:
                self.coordinate_steps * self.batch_size, self.sharpness_examples)
 
 
-@registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=120)
+@registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=120)
 def smoke() -> WidthConfig:
   """Command: python -m harness run --experiment=width_consistency --tier=smoke (HARNESS_MIRRORS with cifar10_jpeg and cifar10)
   Expected result: the loss curves, disagreement, variance, ensemble, pre-activation, sharpness and coordinate
@@ -100,7 +100,7 @@ def smoke() -> WidthConfig:
   return WidthConfig(seeds=(0, 1, 2, 3), cnn_widths=(8, 16, 32, 64), cnn_seeds=2, cnn_log2_lr_grid=CNN_LOG2_LR_GRID)
 
 
-@registry.tier("small", hardware="2 CPU cores", expected_runtime_s=600)
+@registry.tier("small", hardware=preflight.CI_CPU, expected_runtime_s=600)
 def small() -> WidthConfig:
   """Command: python -m harness run --experiment=width_consistency --tier=small (HARNESS_MIRRORS with cifar10_jpeg and cifar10)
   Expected result: every claim passes with its test; MLPs of 5 widths 64-1024 x 8 seeds and CNNs of 16-128 channels x
@@ -122,8 +122,13 @@ def resnet_training_flop(config: "WidthConfig") -> float:
   return 2 * per_image * trainings * config.batch_size
 
 
-@registry.tier("paper", hardware="1 GPU (H100 class), 64 GB host memory, CIFAR-5m (TFDS cifar5m or a mirror of "
-               "part0..5.npz)", expected_runtime_s=6 * 3600)
+PAPER_HARDWARE = preflight.accelerator_host(
+    "1 GPU (H100 class), 64 GB host memory", kinds=("GPU",), host_memory_gb=64,
+    gflops={"float32": 150_000.0, "float64": 30_000.0},
+    basis="assumed by the runtime ESTIMATE: 150 TFLOP/s achieved (TF32 matmuls on an H100); float64 a fifth of it")
+
+
+@registry.tier("paper", hardware=PAPER_HARDWARE, expected_runtime_s=6 * 3600)
 def paper() -> WidthConfig:
   """Command: python -m harness run --experiment=width_consistency --tier=paper (CIFAR-5m prepared for TFDS, or
   HARNESS_MIRRORS=cifar5m=<folder of part0..5.npz>)

@@ -41,8 +41,8 @@ def _pooled(images: np.ndarray, config: WidthConfig) -> np.ndarray:
 
 
 def _open(ctx, config: WidthConfig, split: str, batch_size: int, num_examples: int):
-  return data.stream(config.train_dataset if split == "train" else config.eval_dataset, split, batch_size,
-                     num_examples=num_examples, mirrors=ctx.mirrors)
+  return ctx.stream(config.train_dataset if split == "train" else config.eval_dataset, split, batch_size,
+                    num_examples=num_examples)
 
 
 def _read(stream, config: WidthConfig) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -1,7 +1,7 @@
 """`width_consistency`: muP networks trained online agree across widths (package docstring)."""
 from harness import registry
 
-from benchmarks.width_consistency import config, families, figures, phases
+from benchmarks.width_consistency import config, families, figures, needs, phases
 from benchmarks.width_consistency.claims import CLAIMS
 
 EXPERIMENT = registry.Experiment(
@@ -15,5 +15,6 @@ EXPERIMENT = registry.Experiment(
     claims=CLAIMS,
     tiers=(config.smoke, config.small, config.paper),
     run=phases.run,
+    needs=needs.needs,
     figures=figures.figures,
 )

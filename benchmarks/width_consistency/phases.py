@@ -3,6 +3,7 @@ metrics computed from the kept predictions (package docstring)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 
@@ -117,27 +118,25 @@ def run_training(config: WidthConfig, ctx, data: Data, base_lr: dict[str, float]
   the first preact_examples evaluation images at the last step, flattened}); records test loss and accuracy at the
   logged steps, and the sharpness ratio along training for the first sharpness_seeds seeds."""
   predictions, preactivations = {}, {}
-  for param in F.PARAMS:
-    for width in config.widths:
-      for seed in ctx.seeds:
-        sharpness = {}
-        watch = sharpness_watch(config, data, seed, base_lr[param], sharpness) \
-            if seed in ctx.seeds[:config.sharpness_seeds] else None
-        result, model = train(config, data, param, width, seed, config.steps, base_lr[param], config.log_steps,
-                              watch)
-        if result.diverged:
-          raise RuntimeError(f"{param} width {width} seed {seed} diverged at base rate 2^{base_lr[param]}")
-        for step, ratio in sharpness.items():
-          ctx.record(F.SHARPNESS, ratio, seed=seed, param=param, N=width, step=step)
-        last_hidden = hidden_layers(model, before_activation=True).predict_on_batch(
-            data.eval_x[:config.preact_examples])[-1]
-        preactivations[param, width, seed] = np.asarray(last_hidden, np.float64).ravel()
-        for step, loss, acc in zip(result.steps, result.test_loss, result.test_accuracy):
-          ctx.record(F.TEST_LOSS, loss, seed=seed, param=param, N=width, step=step)
-          ctx.record(F.TEST_ACC, acc, seed=seed, param=param, N=width, step=step)
-        predictions[param, width, seed] = result.predictions
-        ctx.curve(f"train_loss/{param}/N={width}", np.arange(len(result.train_loss)), result.train_loss, seed=seed,
-                  x_label="step", y_label="training batch loss (before the update)")
+  for param, width, seed in ctx.progress(list(itertools.product(F.PARAMS, config.widths, ctx.seeds))):
+    sharpness = {}
+    watch = sharpness_watch(config, data, seed, base_lr[param], sharpness) \
+        if seed in ctx.seeds[:config.sharpness_seeds] else None
+    result, model = train(config, data, param, width, seed, config.steps, base_lr[param], config.log_steps,
+                          watch)
+    if result.diverged:
+      raise RuntimeError(f"{param} width {width} seed {seed} diverged at base rate 2^{base_lr[param]}")
+    for step, ratio in sharpness.items():
+      ctx.record(F.SHARPNESS, ratio, seed=seed, param=param, N=width, step=step)
+    last_hidden = hidden_layers(model, before_activation=True).predict_on_batch(
+        data.eval_x[:config.preact_examples])[-1]
+    preactivations[param, width, seed] = np.asarray(last_hidden, np.float64).ravel()
+    for step, loss, acc in zip(result.steps, result.test_loss, result.test_accuracy):
+      ctx.record(F.TEST_LOSS, loss, seed=seed, param=param, N=width, step=step)
+      ctx.record(F.TEST_ACC, acc, seed=seed, param=param, N=width, step=step)
+    predictions[param, width, seed] = result.predictions
+    ctx.curve(f"train_loss/{param}/N={width}", np.arange(len(result.train_loss)), result.train_loss, seed=seed,
+              x_label="step", y_label="training batch loss (before the update)")
   return predictions, preactivations
 
 

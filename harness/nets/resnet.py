@@ -116,4 +116,19 @@ def forward_macs(width_multiplier: float, spatial_size: int = 32, in_channels: i
   return macs + previous * num_outputs
 
 
-__all__ = ["BLOCKS", "STAGE_CHANNELS", "cifar_resnet", "forward_macs", "stage_channels"]
+def parameter_count(width_multiplier: float, in_channels: int = 3, num_outputs: int = 10,
+                    blocks: Sequence[int] = BLOCKS, base_channels: Sequence[int] = STAGE_CHANNELS) -> int:
+  """Weights (conv kernels and the readout's, without biases) of `cifar_resnet`: what its memory scales with."""
+  channels = stage_channels(width_multiplier, base_channels)
+  previous = channels[0]
+  count = 9 * in_channels * channels[0]
+  for stage, (repeat, width) in enumerate(zip(blocks, channels)):
+    for block in range(repeat):
+      if stage > 0 and block == 0:
+        count += previous * width                       # 1x1 projection shortcut
+      count += 9 * (previous + width) * width
+      previous = width
+  return count + previous * num_outputs
+
+
+__all__ = ["BLOCKS", "STAGE_CHANNELS", "cifar_resnet", "forward_macs", "parameter_count", "stage_channels"]

@@ -18,7 +18,7 @@ from benchmarks.commutativity import nets as cnets
 from benchmarks.commutativity.experiment import EXPERIMENT
 from harness import residual_gram as gram
 from harness.families import Table
-from harness import registry, stats
+from harness import preflight, registry, stats
 from tests.benchmarks import helpers
 from harness.metrics import Metric, metrics_from_json
 from harness.theory import residual_flow as rf
@@ -351,7 +351,7 @@ def test_missing_metrics_fail_the_claim_without_raising():
 # ------------------------------------------------------------------------------------------------------
 # (f) one tiny run end to end
 # ------------------------------------------------------------------------------------------------------
-@registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=30)
+@registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=30)
 def _tiny():
   """Command: tests/benchmarks/test_commutativity.py (in-process runner)
   Expected result: every claim passes."""
@@ -379,7 +379,7 @@ def test_tiny_run_passes_every_claim(tmp_path):
   assert "float64" in record["notes"]["keras_nets"] and "100 nets" in record["notes"]["keras_nets"]
 
 
-@registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=60)
+@registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=60)
 def _tiny_both_activations_and_images():
   """Command: tests/benchmarks/test_commutativity.py (in-process runner)
   Expected result: every claim passes (the small tier's structure: ReLU and Erf, CIFAR-10 pairs beside the

@@ -14,7 +14,7 @@ from benchmarks.finite_vs_infinite import config as fconfig
 from benchmarks.finite_vs_infinite import families as F
 from benchmarks.finite_vs_infinite import phases as P
 from benchmarks.finite_vs_infinite.experiment import EXPERIMENT
-from harness import claims, errors, nets, registry, training
+from harness import claims, errors, nets, preflight, registry, training
 from harness.metrics import Metric
 from tests.benchmarks import helpers
 
@@ -219,7 +219,7 @@ def test_slope_claims_are_asserted_where_resolved():
 # ------------------------------------------------------------------------------------------------------
 # End to end
 # ------------------------------------------------------------------------------------------------------
-@registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=60)
+@registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=60)
 def _tiny():
   """Command: tests/benchmarks/test_finite_vs_infinite.py (in-process runner)
   Expected result: every phase runs and records each family."""
@@ -243,7 +243,7 @@ def test_tiny_run_end_to_end(tmp_path):
   assert all(c["metrics"] for c in record["claims"] if "error" not in c)
 
 
-@registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=1)
+@registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=1)
 def _bad_widths():
   """Command: tests/benchmarks/test_finite_vs_infinite.py (in-process runner)
   Expected result: refused before any work."""

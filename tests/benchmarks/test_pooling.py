@@ -10,7 +10,7 @@ from benchmarks.pooling import claims as pclaims
 from benchmarks.pooling import config as pconfig
 from benchmarks.pooling import phases as pphases
 from benchmarks.pooling.experiment import EXPERIMENT
-from harness import nets, registry, training
+from harness import nets, preflight, registry, training
 from tests.benchmarks import helpers
 from harness.metrics import Metric
 
@@ -153,7 +153,7 @@ def test_accuracy_claims_are_asserted_only_where_resolved():
 # ------------------------------------------------------------------------------------------------------
 # One tiny run end to end on real CIFAR-10 (the exact-pixel mirror beside the repository, as in CI)
 # ------------------------------------------------------------------------------------------------------
-@registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=60)
+@registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=60)
 def _tiny():
   """Command: tests/benchmarks/test_pooling.py (in-process runner)
   Expected result: the asserted claims pass."""

@@ -12,7 +12,7 @@ from benchmarks.width_consistency import phases
 from benchmarks.width_consistency.config import WidthConfig
 from benchmarks.width_consistency.data import Data
 from benchmarks.width_consistency.experiment import EXPERIMENT
-from harness import errors, registry
+from harness import errors, preflight, registry
 from harness.context import RunContext
 from harness.metrics import Metric
 from tests.benchmarks import helpers
@@ -133,7 +133,7 @@ def test_claim_fails_when_one_metric_moves_beyond_its_tolerance(claim, moved):
   assert not results[claim] and all(ok for name, ok in results.items() if name != claim), results
 
 
-@registry.tier("smoke", hardware="2 CPU cores", expected_runtime_s=60)
+@registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=60)
 def _tiny():
   """Command: tests/benchmarks/test_width_consistency.py (in-process runner)
   Expected result: the run completes and records every family."""
@@ -157,7 +157,7 @@ def test_tiny_run_end_to_end(tmp_path):
   assert all(c["metrics"] for c in record["claims"])
 
 
-@registry.tier("paper", hardware="2 CPU cores", expected_runtime_s=120)
+@registry.tier("paper", hardware=preflight.CI_CPU, expected_runtime_s=120)
 def _tiny_resnet():
   """Command: tests/benchmarks/test_width_consistency.py (in-process runner)
   Expected result: the paper tier's path (ResNet family, CIFAR-5m parts re-read for each net) runs end to end."""
@@ -184,7 +184,7 @@ def test_tiny_resnet_run_on_fake_cifar5m_parts(tmp_path):
   assert metrics[F.TEST_LOSS.name(param="mup", N=16, step=4)]["seeds"] == [0, 1]
 
 
-@registry.tier("paper", hardware="2 CPU cores", expected_runtime_s=1)
+@registry.tier("paper", hardware=preflight.CI_CPU, expected_runtime_s=1)
 def _bad_multiplier():
   """Command: tests/benchmarks/test_width_consistency.py (in-process runner)
   Expected result: refused before any work (0.3 x 64 channels is not a whole number)."""
@@ -192,14 +192,15 @@ def _bad_multiplier():
 
 
 def test_bad_width_multipliers_and_short_streams_stop_before_training(tmp_path):
-  """A multiplier that does not divide the stage channels, or a CIFAR-5m mirror shorter than the tier's stream: a
-  one-line HarnessError (exit 2 from the CLI) before any training, and no run directory for the first."""
+  """A multiplier that does not divide the stage channels, or a CIFAR-5m mirror shorter than the tier's stream (the
+  pre-flight): a one-line HarnessError (exit 2 from the CLI) before any training, and no run directory."""
   with pytest.raises(errors.HarnessError, match="does not divide"):
     helpers.run_tiny(EXPERIMENT, _bad_multiplier, str(tmp_path / "bad"), "width_consistency_bad_test")
   assert not os.path.exists(tmp_path / "bad")
   folder = str(tmp_path / "short")
   fake_data.write_mirror(folder, {"part0.npz": fake_data.random_examples(20, seed=0),
                                   "part5.npz": fake_data.random_examples(30, seed=5)}, keys=("X", "Y"))
-  with pytest.raises(errors.HarnessError, match="holds 20 examples, 32 asked"):
+  with pytest.raises(errors.HarnessError, match="cifar5m train: the tier needs its first 32 examples, .* holds 20"):
     helpers.run_tiny(EXPERIMENT, _tiny_resnet, str(tmp_path / "short_run"), "width_consistency_short_test",
                      mirrors=f"cifar5m={folder}")
+  assert not os.path.exists(tmp_path / "short_run")

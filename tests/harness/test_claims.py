@@ -184,9 +184,9 @@ def test_an_experiment_refuses_claims_over_undeclared_families():
   claim = claims.Claim("c", "s", claims.AllWithin(GRID, low=0))
   with pytest.raises(ValueError, match="undeclared"):
     registry.Experiment(name="x", description="", papers=(), families=(A,), claims=(claim,), tiers=(),
-                        run=lambda config, ctx: None)
+                        run=lambda config, ctx: None, needs=lambda config, seeds: None)
   registry.Experiment(name="x", description="", papers=(), families=(GRID,), claims=(claim,), tiers=(),
-                      run=lambda config, ctx: None)
+                      run=lambda config, ctx: None, needs=lambda config, seeds: None)
 
 
 def test_describe_says_what_is_tested():

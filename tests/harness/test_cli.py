@@ -14,8 +14,14 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def harness(*args, mirrors=None):
-  env = dict(os.environ, HARNESS_EXPERIMENT_MODULES="tests.harness.toy_experiment", TF_CPP_MIN_LOG_LEVEL="3")
+EXACT_MIRROR = os.path.join(os.path.dirname(REPO), "shared", "data", "cifar10-exact-subset")
+needs_mirror = pytest.mark.skipif(not os.path.isdir(EXACT_MIRROR), reason="needs ../shared/data/cifar10-exact-subset")
+# what a library may write to stderr that the user can do nothing about (the run's stderr must hold none of it)
+LIBRARY_NOISE = ("AutoGraph", "WARNING", "Warning:", "W0000", "I0000", "Fix that!", "retracing")
+
+
+def harness(*args, mirrors=None, modules=("tests.harness.toy_experiment",)):
+  env = dict(os.environ, HARNESS_EXPERIMENT_MODULES=",".join(modules), TF_CPP_MIN_LOG_LEVEL="3")
   env.pop("HARNESS_MIRRORS", None)
   if mirrors:
     env["HARNESS_MIRRORS"] = mirrors
@@ -39,6 +45,9 @@ def blessed(tmp_path_factory):
   run_dir, refs = str(root / "run1"), str(root / "refs")
   result = harness("run", "--experiment=toy", "--tier=smoke", f"--output_dir={run_dir}", "--quiet")
   assert result.returncode == 0, result.stderr
+  assert result.stderr == ""
+  # --quiet: one line per phase and the summary
+  assert result.stdout.splitlines()[0].startswith("[sample] done in ") and len(result.stdout.splitlines()) == 3
   result = harness("bless", run_dir, "--reason=first measured toy run", f"--references={refs}")
   assert result.returncode == 0, result.stderr
   return root, run_dir, refs
@@ -170,3 +179,69 @@ def test_theory_writes_the_closed_form_entries_and_check_finds_stale_files(tmp_p
   assert result.returncode == 0, result.stderr
   assert references.load(str(refs), "commutativity", "smoke") == blob   # restored, nothing else touched
   assert harness("theory", "--check", f"--references={refs}").returncode == 0
+
+
+def test_plan_prints_every_experiment_and_tier():
+  result = harness("plan", "--experiment=all", mirrors=f"cifar10={EXACT_MIRROR}")
+  assert result.returncode == 0, result.stderr
+  from harness import registry
+  for name, experiment in registry.load_all().items():
+    for tier in experiment.tiers:
+      assert f"{name} / {tier.name}: sized for {tier.hardware}" in result.stdout, (name, tier.name)
+  for column in ("this machine:", "runtime: about", "phase", "expected here", "memory: peak about",
+                 "would stop the run"):
+    assert column in result.stdout
+  assert "toy / paper" in result.stdout and "needs 1 GPU/TPU" in result.stdout
+  assert_usage_error(harness("plan", "--experiment=toy", "--tier=huge"), "no tier 'huge'")
+  assert_usage_error(harness("plan"), "--experiment")
+
+
+@needs_mirror
+def test_the_paper_tier_on_a_cpu_machine_stops_before_any_work(tmp_path):
+  """pooling's paper tier wants 50,000 training images and an accelerator host: with the 4,000-image mirror it stops
+  in the pre-flight, with a one-line reason, no phase started and no run directory made."""
+  out = tmp_path / "paper"
+  result = harness("run", "--experiment=pooling", "--tier=paper", f"--output_dir={out}",
+                   mirrors=f"cifar10={EXACT_MIRROR}", modules=())
+  assert_usage_error(result, "pooling tier paper", "cifar10 train", "50000", "holds 4000")
+  assert result.stdout == "" and not out.exists()
+  forced = harness("run", "--experiment=pooling", "--tier=paper", f"--output_dir={out}", "--force",
+                   mirrors=f"cifar10={EXACT_MIRROR}", modules=())
+  assert_usage_error(forced, "holds 4000")   # --force cannot make data appear
+  assert not out.exists()
+
+
+def test_force_runs_past_hardware_and_memory_and_the_record_says_so(tmp_path):
+  out = tmp_path / "forced"
+  assert_usage_error(harness("run", "--experiment=toy", "--tier=paper", f"--output_dir={out}"),
+                     "toy tier paper is sized for 1 GPU", "no accelerator", "expected runtime here", "--force")
+  assert not out.exists()
+  result = harness("run", "--experiment=toy", "--tier=paper", f"--output_dir={out}", "--force")
+  assert result.returncode == 0, result.stderr
+  assert "forced past the pre-flight: hardware: needs 1 GPU" in result.stdout
+  record = json.load(open(out / "results.json"))
+  assert record["forced"] is True
+  assert [f.split(":")[0] for f in record["preflight"]["forced"]] == ["hardware", "hardware", "memory"]
+  plain = json.load(open(harness_run_toy(tmp_path / "plain")))
+  assert plain["forced"] is False and plain["preflight"]["forced"] == []
+
+
+def harness_run_toy(out) -> str:
+  result = harness("run", "--experiment=toy", "--tier=smoke", f"--output_dir={out}")
+  assert result.returncode == 0, result.stderr
+  # without --quiet: a line when each phase starts, one when it ends
+  assert result.stdout.splitlines()[:2] == ["[sample]", result.stdout.splitlines()[1]]
+  assert result.stdout.splitlines()[1].startswith("[sample] done in ")
+  return os.path.join(out, "results.json")
+
+
+@needs_mirror
+@pytest.mark.parametrize("experiment", ["pooling_tiny", "finite_vs_infinite_tiny"])
+def test_a_real_run_writes_no_library_warnings_to_stderr(tmp_path, experiment):
+  """pooling (kernels run eagerly through keras.ops.map: AutoGraph once warned on importlib) and finite_vs_infinite
+  (conv Jacobians through pfor, ill-conditioned float32 solves on purpose) in their tests' tiny tiers."""
+  result = harness("run", f"--experiment={experiment}", "--tier=smoke", f"--output_dir={tmp_path / 'run'}",
+                   mirrors=f"cifar10={EXACT_MIRROR}", modules=(f"tests.benchmarks.tiny_{experiment[:-5]}",))
+  assert result.returncode in (0, 1), result.stderr   # claims of a tiny tier may fail; the output is the test
+  assert not [line for line in result.stderr.splitlines() if any(n in line for n in LIBRARY_NOISE)], result.stderr
+  assert result.stderr == ""

@@ -125,6 +125,8 @@ def valid_blob():
     (lambda b: b["blessings"]["r1"].pop("fingerprint"), "blessings.r1.fingerprint"),
     (lambda b: b["blessings"]["r1"].pop("wall_time_s"), "blessings.r1.wall_time_s"),
     (lambda b: b["blessings"]["r1"].update(wall_time_s=-1), "blessings.r1.wall_time_s"),
+    (lambda b: b["blessings"]["r1"].update(phases={"sample": -1.0}), "blessings.r1.phases"),
+    (lambda b: b["blessings"]["r1"].update(phases=[3.0]), "blessings.r1.phases"),
     (lambda b: b["blessings"]["r1"].update(reason=" "), "blessings.r1.reason"),
     (lambda b: b["blessings"]["r1"].pop("commit"), "blessings.r1.commit"),
 ])
@@ -237,7 +239,7 @@ def test_write_round_trips_with_one_line_per_entry_sorted_by_metric(tmp_path):
 
 # -- blessing --------------------------------------------------------------------------------------
 def record(run_id="r2", wall_time_s=3.0):
-  return {"run_id": run_id, "wall_time_s": wall_time_s, "environment": dict(ENV, host="other")}
+  return {"run_id": run_id, "wall_time_s": wall_time_s, "phases": {"sample": 2.5}, "environment": dict(ENV, host="other")}
 
 
 def rules(name):
@@ -258,7 +260,7 @@ def test_bless_keeps_theory_and_paper_entries_and_stores_the_run_once():
   assert by_metric["new"]["provenance"] == {"kind": "measured", "blessing": "r2"}
   assert by_metric["r"]["provenance"]["blessing"] == "r1"  # not in this run: kept, and so is its blessing
   assert new["blessings"]["r2"] == {"run_id": "r2", "commit": "abc", "dirty": False, "blessed_at": "2026-03-01",
-                                    "reason": "second bless", "wall_time_s": 3.0,
+                                    "reason": "second bless", "wall_time_s": 3.0, "phases": {"sample": 2.5},
                                     "fingerprint": dict(ENV, host="other")}
   assert set(new["blessings"]) == {"r1", "r2"}
   assert any("unruled" in s for s in skipped) and any("single" in s for s in skipped)

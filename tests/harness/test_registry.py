@@ -3,19 +3,19 @@ import dataclasses
 
 import pytest
 
-from harness import registry, runner
+from harness import preflight, registry, runner
 from harness.errors import HarnessError
 from tests.harness import toy_experiment
 
 
 def test_tier_docstring_must_state_command_and_result_but_not_the_runtime():
   with pytest.raises(ValueError, match="Expected result"):
-    @registry.tier("smoke", hardware="cpu", expected_runtime_s=1)
+    @registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=1)
     def smoke():
       """Command: x."""
       return None
   with pytest.raises(ValueError, match="written once|not the docstring"):
-    @registry.tier("smoke", hardware="cpu", expected_runtime_s=1)
+    @registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=1)
     def smoke2():
       """Command: x. Expected runtime: 1 s. Expected result: y."""
       return None
@@ -30,7 +30,7 @@ def test_experiments_are_the_folders_of_benchmarks():
 
 def test_tier_name_is_checked():
   with pytest.raises(ValueError, match="tier name"):
-    registry.tier("medium", hardware="cpu", expected_runtime_s=1)
+    registry.tier("medium", hardware=preflight.CI_CPU, expected_runtime_s=1)
 
 
 def test_every_registered_tier_is_documented():
@@ -49,8 +49,8 @@ def test_unknown_experiment_and_tier():
   try:
     with pytest.raises(HarnessError, match="unknown experiment"):
       registry.get("no_such_experiment")
-    with pytest.raises(HarnessError, match="no tier 'paper'"):
-      registry.get("toy").tier("paper")
+    with pytest.raises(HarnessError, match="no tier 'medium'"):
+      registry.get("toy").tier("medium")
   finally:
     registry.unregister("toy")
 
@@ -64,7 +64,7 @@ def test_a_seed_count_the_config_refuses_is_a_user_error():
       if len(self.seeds) % 2:
         raise ValueError("seeds come in pairs")
 
-  @registry.tier("smoke", hardware="cpu", expected_runtime_s=1)
+  @registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=1)
   def smoke():
     """Command: x. Expected result: y."""
     return Pairs()

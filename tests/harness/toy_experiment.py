@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import scipy.stats
 
-from harness import claims, registry
+from harness import claims, preflight, registry
 from harness.families import Family
 
 WELCH = {"kind": "statistical", "test": "welch_t", "alpha": 0.01, "alternative": "two-sided"}
@@ -30,20 +30,39 @@ class ToyConfig:
   dtype: str = "float64"
   dataset: str | None = None
   dataset_size: int = 8
+  buffer_bytes: float = 0.0   # memory the pre-flight is told the run holds (a test of the memory check)
 
 
-@registry.tier("smoke", hardware="any CPU", expected_runtime_s=1)
+@registry.tier("smoke", hardware=preflight.CI_CPU, expected_runtime_s=1)
 def smoke() -> ToyConfig:
   """Command: python -m harness run --experiment=toy --tier=smoke
   Expected result: variance within 0.1 of 1, all claims pass."""
   return ToyConfig()
 
 
-@registry.tier("small", hardware="any CPU", expected_runtime_s=5)
+@registry.tier("small", hardware=preflight.CI_CPU, expected_runtime_s=5)
 def small() -> ToyConfig:
   """Command: python -m harness run --experiment=toy --tier=small --mirrors=cifar10=FOLDER
   Expected result: as smoke, plus a CIFAR-10 subset loaded."""
   return ToyConfig(dataset="cifar10")
+
+
+TOY_ACCELERATOR = preflight.accelerator_host("1 GPU, 10 TB of memory (test-only)", host_memory_gb=10_000,
+                                             gflops={"float32": 1e5, "float64": 1e4}, basis="test-only figure")
+
+
+@registry.tier("paper", hardware=TOY_ACCELERATOR, expected_runtime_s=3600)
+def paper() -> ToyConfig:
+  """Command: python -m harness run --experiment=toy --tier=paper --force
+  Expected result: the pre-flight stops it on a CPU machine (no GPU, not 10 TB); with --force it runs as smoke."""
+  return ToyConfig(buffer_bytes=1e13)
+
+
+def needs(config: ToyConfig, seeds) -> preflight.Needs:
+  del seeds
+  data = (preflight.DataNeed(config.dataset, "train", config.dataset_size, "data"),) if config.dataset else ()
+  return preflight.Needs(phases=("sample", "data") if config.dataset else ("sample",), datasets=data,
+                         memory=(("toy buffer", config.buffer_bytes),) if config.buffer_bytes else ())
 
 
 def run(config: ToyConfig, ctx) -> None:
@@ -73,6 +92,7 @@ EXPERIMENT = registry.Experiment(
         claims.Claim("variance_not_below_half", "the sample variance is not far below 1",
                      claims.AllWithin(MC_VARIANCE, low=0.5)),
     ),
-    tiers=(smoke, small),
+    tiers=(smoke, small, paper),
     run=run,
+    needs=needs,
 )

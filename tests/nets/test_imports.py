@@ -113,5 +113,5 @@ def test_configure_xla_cpu_sets_the_vector_width_and_keeps_one_set(monkeypatch):
   nets.configure_xla_cpu()  # os.environ
   assert os.environ.get("XLA_FLAGS") == (width if tensorflow else None)
   if tensorflow:
-    retracing = [f for f in logging.getLogger("tensorflow").filters if type(f).__name__ == "_DropRetracingWarning"]
-    assert len(retracing) == 1
+    noise = [f for f in logging.getLogger("tensorflow").filters if type(f).__name__ == "_DropKnownNoise"]
+    assert len(noise) == 1

@@ -78,3 +78,11 @@ def test_forward_macs_counts_the_built_model():
       positions = 1 if len(layer.output.shape) == 2 else int(layer.output.shape[1] * layer.output.shape[2])
       counted += positions * fan_in * layer.units
     assert resnet.forward_macs(multiplier, size, blocks=blocks) == counted
+
+
+def test_parameter_count_counts_the_built_model():
+  """parameter_count (the pre-flight's memory estimate) against the kernels of the built model."""
+  for multiplier, blocks in ((1.0, (2, 2, 2, 2)), (0.25, (1, 2, 1, 1))):
+    model = nets.cifar_resnet(multiplier, input_shape=(8, 8, 3), blocks=blocks)
+    counted = sum(int(np.prod(layer.kernel.shape)) for layer in _layers.affine_layers(model))
+    assert resnet.parameter_count(multiplier, blocks=blocks) == counted

@@ -54,7 +54,7 @@ def configure_xla_cpu(environ=None) -> None:
   unless XLA_FLAGS sets a width already (that width wins: XLA_FLAGS=--xla_cpu_prefer_vector_width=256 keeps XLA's
   default). XLA reads XLA_FLAGS at the process's first XLA compilation, so call this before any, e.g. first thing
   in a script; it then applies to every XLA:CPU program of the process, not only harness.nets'. Also drops TF's
-  "triggered tf.function retracing" warning, which harness.nets' cached per-shape compilations would set off.
+  warnings about deliberate choices (tensorflow.py `_DropKnownNoise`: retracing, pfor while-loop fallbacks).
   Under JAX: nothing to set (harness.nets' programs get the width per program).
   """
   current().configure_process(os.environ if environ is None else environ)

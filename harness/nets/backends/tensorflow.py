@@ -14,30 +14,39 @@ from harness.nets import backends
 _TF32_LOCK = threading.Lock()
 
 
-class _DropRetracingWarning(logging.Filter):
-  """TF warns when tf.functions made at one code location trace often. harness.nets makes one tf.function per
-  (spec, shapes, dtype) and caches it (harness/nets/_evaluate.py), so each traces once: the warning, which
-  counts all of them together, would only be noise."""
+class _DropKnownNoise(logging.Filter):
+  """Drops TF log warnings that report a deliberate choice, which a user can do nothing about:
+  - "triggered tf.function retracing": harness.nets makes one tf.function per (spec, shapes, dtype) and caches it
+    (harness/nets/_evaluate.py), so each traces once; the warning counts all of them together.
+  - "<op> uses a while_loop. Fix that!": pfor (tape.jacobian) has no vectorized rule for some ops (the filter
+    gradient of a convolution); the per-example Jacobians of conv nets then loop, which is correct, only slower."""
+
+  NOISE = ("triggered tf.function retracing", "uses a while_loop. Fix that!")
 
   def filter(self, record: logging.LogRecord) -> bool:
-    return "triggered tf.function retracing" not in record.getMessage()
+    message = record.getMessage()
+    return not any(noise in message for noise in self.NOISE)
 
 
-_RETRACING_FILTER = _DropRetracingWarning()
+_NOISE_FILTER = _DropKnownNoise()
 _TF32_USERS = 0
 _TF32_SAVED = None
 
 
 def configure_process(environ) -> None:
   """`harness.nets.configure_xla_cpu` under TensorFlow: the vector width in XLA_FLAGS (TensorFlow has no
-  per-program XLA options) and TF's logger without the retracing warning (idempotent)."""
+  per-program XLA options) and TF's logger without the warnings of `_DropKnownNoise` (idempotent)."""
   backends.prefer_cpu_vector_width(environ)
-  tf.get_logger().addFilter(_RETRACING_FILTER)  # a filter already there is not added twice
+  tf.get_logger().addFilter(_NOISE_FILTER)  # a filter already there is not added twice
 
 
 def compile(fn: Callable) -> Callable:  # pylint: disable=redefined-builtin
-  """XLA-compiled `fn` (retraced per input shape/dtype, like jax.jit)."""
-  return _Compiled(tf.function(fn, jit_compile=True, autograph=False))
+  """XLA-compiled `fn` (retraced per input shape/dtype, like jax.jit).
+
+  Under `eager()` tf.function calls `fn` itself, where AutoGraph is not off: `tf.map_fn` (keras.ops.map) would
+  convert its body and everything it calls, down to importlib's internals, warning on each ("AutoGraph could not
+  transform <function _gcd_import>"). `do_not_convert` turns AutoGraph off for the call in both modes."""
+  return _Compiled(tf.function(tf.autograph.experimental.do_not_convert(fn), jit_compile=True, autograph=False))
 
 
 class _Compiled:
