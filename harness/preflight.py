@@ -255,7 +255,7 @@ def runtime(tier, dtype: str, machine: Machine, blessing: Mapping[str, Any] | No
     return Runtime(float(blessing["wall_time_s"]), dict(blessing.get("phases") or {}), basis,
                    reference / machine.gflops)
   reference = tier.hardware.gflops[dtype]
-  basis = (f"stated {tier.expected_runtime_s:.0f} s on {tier.hardware} (not measured here; matmul "
+  basis = (f"stated {tier.expected_runtime_s:.0f} s for {tier.hardware} (no blessed run with its time; matmul "
            f"{reference:.0f} GFLOP/s, {tier.hardware.gflops_basis})")
   return Runtime(tier.expected_runtime_s, {}, basis, reference / machine.gflops)
 
@@ -376,7 +376,8 @@ def format_plan(plan: Plan) -> str:
     lines.append(f"  data {need.dataset_id} {need.split}: needs {need.examples}"
                  f"{' (streamed)' if need.streamed else ''}, {status.source} holds {held}  {verdict}")
   memory = plan.machine.memory_bytes
-  parts = ", ".join(f"{name} {b / GB:.2g} GB" for name, b in sorted(plan.needs.memory, key=lambda p: -p[1]))
+  parts = ", ".join(f"{name} {b / GB:.2g} GB" for name, b in sorted(plan.needs.memory, key=lambda p: -p[1])
+                    if b >= 0.01 * GB)
   lines.append(f"  memory: peak about {plan.needs.peak_memory_bytes / GB:.2g} GB (process {PROCESS_BASE_BYTES / GB:.2g} GB"
                f"{', ' + parts if parts else ''}); this machine "
                f"{'?' if memory is None else f'{memory / GB:.0f} GB'}")

@@ -1,6 +1,11 @@
 """What a `pooling` tier's run needs (harness/preflight.py): its phases, the CIFAR-10 examples each reads, its peak
 memory. The peak is the kernels phase of the largest architecture: the NNGP and NTK train and test blocks held for
-one seed, the regression's factor, one kernel tile's intermediates, and the preprocessed images of every seed."""
+one seed, the regression's factor, one CNN-GAP kernel call's intermediates, and the preprocessed images of every seed.
+
+A CNN-GAP call's memory above the process (measured, docs/performance.md "Memory of a kernel call": 0.29-0.41 GB at
+tiles of 16-32, 0.57 GB at 256 x 256 8x8 images, 1.5 GB at 512, 0.64 GB at 64 x 64 32x32 images) fits a fixed
+part plus tile^2 x pixels x TILE_PAIR_PIXEL_BYTES: the pixel covariance is carried in skewed groups whose live part
+grows with the pixel count, not its square."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -13,6 +18,8 @@ from benchmarks.pooling.phases import THEORY_N_TEST, THEORY_N_TRAIN
 
 IMAGE_PIXELS = 32 * 32
 CHANNELS = 3
+KERNEL_CALL_FIXED_BYTES = 0.35e9      # compiled programs and buffers of one kernel call (the fit above)
+TILE_PAIR_PIXEL_BYTES = 73.0          # per pair of inputs in a tile and pixel (the fit above, float64)
 
 
 def needs(config: PoolingConfig, seeds: Sequence[int]) -> preflight.Needs:
@@ -31,7 +38,7 @@ def needs(config: PoolingConfig, seeds: Sequence[int]) -> preflight.Needs:
     memory += [
         ("kernel blocks (NNGP + NTK, train and test)", 2 * array_bytes(n, n + m, dtype=config.dtype)),
         ("regression factor", array_bytes(n, n, dtype=config.dtype)),
-        ("kernel tile intermediates", 2 * array_bytes(tile, tile, pixels, dtype=config.dtype)),
+        ("kernel call intermediates", KERNEL_CALL_FIXED_BYTES + TILE_PAIR_PIXEL_BYTES * tile ** 2 * pixels),
         ("preprocessed images", array_bytes((n + m) * blocks, pixels * CHANNELS, dtype=config.dtype)),
     ]
   if config.heatmap:
