@@ -2,10 +2,13 @@
 
 A tier's runtime is measured (a blessed run) or estimated on one hardware class; on another machine the
 pre-flight and `harness plan` scale it by the ratio of matmul throughputs in the run's dtype (GFLOP/s, 2 n^3 FLOP
-for an n x n product, one XLA-compiled `keras.ops.matmul` on the backend's default device). The kernels' and the
+for an n x n product): `matmul_gflops`, one XLA-compiled `keras.ops.matmul` on the backend's default device (an
+accelerator where there is one), for experiments whose math is Keras; `host_matmul_gflops`, numpy's matmul (its
+BLAS threads on the host's cores), for experiments whose math is numpy (`preflight.Needs.compute`). The kernels' and the
 trainings' inner loops are contractions over channels, pixels and examples, so this is a first-order proxy, not a
 prediction: phases bound by memory bandwidth, compilation or Python overhead scale differently. Every run record
-carries the figure (environment `matmul_gflops`), so a blessed run says how fast its machine was.
+carries both figures (environment `matmul_gflops`, `host_matmul_gflops`), so a blessed run says how fast its machine
+was.
 """
 from __future__ import annotations
 
@@ -40,6 +43,24 @@ def matmul_gflops(dtype: str) -> float:
         start = time.perf_counter()
         backend.to_numpy(product(a, b))
         best = min(best, time.perf_counter() - start)
+    if best >= MIN_CALL_S:
+      break
+  return 2.0 * size ** 3 / best / 1e9
+
+
+@functools.lru_cache(maxsize=None)
+def host_matmul_gflops(dtype: str) -> float:
+  """Achieved GFLOP/s of numpy's n x n matmul in `dtype` on the host (cached per process)."""
+  import numpy as np
+  rng = np.random.default_rng(0)
+  for size in SIZES:
+    a, b = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
+    a @ b  # pylint: disable=pointless-statement  (threads start, pages fault in)
+    best = float("inf")
+    for _ in range(REPEATS):
+      start = time.perf_counter()
+      a @ b  # pylint: disable=pointless-statement
+      best = min(best, time.perf_counter() - start)
     if best >= MIN_CALL_S:
       break
   return 2.0 * size ** 3 / best / 1e9

@@ -101,9 +101,9 @@ class RunContext:
   def _check_read(self, name: str, split: str, examples: int) -> None:
     if self.needs is None:
       return
-    limit = self.needs.data_limit(name, split)
+    limit = self.needs.data_limit(name, split, self._phase)
     if limit is None or examples > limit:
-      declared = "not declared" if limit is None else f"declared {limit}"
+      declared = "not declared for it" if limit is None else f"declared {limit}"
       raise UndeclaredNeed(f"phase {self._phase!r} reads {examples} examples of {name} {split}, {declared} in the "
                            f"experiment's needs (harness/preflight.py): the pre-flight did not check this read")
 

@@ -119,16 +119,39 @@ def _backend_state() -> dict[str, Any]:
   return state
 
 
+def _accelerator_memory_bytes() -> int | None:
+  """The first accelerator's memory: nvidia-smi's total, else what JAX reports; None when unknown."""
+  for gpu in _nvidia_smi():
+    number, _, unit = gpu["memory"].partition(" ")
+    scale = {"MiB": 2 ** 20, "GiB": 2 ** 30, "KiB": 2 ** 10}.get(unit)
+    if scale and number.isdigit():
+      return int(number) * scale
+  import keras
+  if keras.backend.backend() == "jax":
+    import jax
+    for device in jax.devices():
+      if device.platform != "cpu":
+        try:
+          return int((device.memory_stats() or {}).get("bytes_limit")) or None
+        except (TypeError, ValueError, NotImplementedError):
+          return None
+  return None
+
+
 def hardware() -> dict[str, Any]:
   """CPU cores, memory and accelerators (as the Keras backend sees them): what the pre-flight checks."""
   state = _backend_state()
-  return {"cpu_cores": os.cpu_count(), "memory_bytes": _memory_bytes(),
+  info = {"cpu_cores": os.cpu_count(), "memory_bytes": _memory_bytes(),
           **{k: state[k] for k in ("accelerator_kind", "accelerator_count", "accelerator_names") if k in state}}
+  if info.get("accelerator_count"):
+    info["accelerator_memory_bytes"] = _accelerator_memory_bytes()
+  return info
 
 
 def fingerprint(dtype: str | None = None) -> dict[str, Any]:
   """Host, CPU, memory, accelerators, versions, numerics switches, git state and (with a dtype) the matmul
-  throughput in it (harness/calibration.py: the unit runtimes are scaled by)."""
+  throughputs in it on the backend's device and on the host (harness/calibration.py: the units runtimes are
+  scaled by)."""
   info: dict[str, Any] = {
       "host": socket.gethostname(),
       "platform": platform.platform(),
@@ -146,6 +169,7 @@ def fingerprint(dtype: str | None = None) -> dict[str, Any]:
   if dtype is not None:
     from harness import calibration
     info["matmul_gflops"] = {dtype: calibration.matmul_gflops(dtype)}
+    info["host_matmul_gflops"] = {dtype: calibration.host_matmul_gflops(dtype)}
   return info
 
 

@@ -27,12 +27,15 @@ from typing import Any, Callable, Mapping, Sequence
 from harness.errors import HarnessError
 
 GB = 1e9
+VERIFY_BYTES = 1 * GB   # a mirror split up to this size is sha256-verified by the pre-flight itself (seconds)
 # RSS of a process that has imported TensorFlow and Keras and compiled a first XLA program (measured with
 # /usr/bin/time on the 2-core CI machine: 0.80 GB after `import tensorflow, keras`; docs/performance.md).
 PROCESS_BASE_BYTES = 1.0 * GB
 # the 2-core CI machine's matmul throughput (harness/calibration.py after nets.configure_xla_cpu, as `run` measures
 # it; the median of 7 processes, their spread and the host in docs/performance.md): the unit of the CPU tiers' runtimes
 CI_CPU_GFLOPS = {"float32": 266.0, "float64": 62.0}
+CI_CPU_HOST_GFLOPS = {"float32": 301.0, "float64": 146.0}   # numpy's (calibration.host_matmul_gflops), as above
+BACKEND, HOST = "backend", "host"   # where an experiment's math runs: Keras on the backend's device, or numpy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +44,9 @@ class Hardware:
 
   accelerators: how many accelerators of one of `accelerator_kinds` it needs (0: a CPU host).
   host_memory_gb: the host memory it needs (0: no minimum beyond its memory estimate).
-  gflops: matmul throughput per dtype (harness/calibration.py) of the machine its expected runtime refers to;
-  gflops_basis: where that figure comes from (measured, or the assumption behind an estimate).
+  gflops: matmul throughput per dtype (harness/calibration.py) of the machine its expected runtime refers to, on
+  the backend's device; host_gflops: the same for numpy on its host (None: as gflops), for numpy experiments;
+  gflops_basis: where these figures come from (measured, or the assumption behind an estimate).
   """
   description: str
   gflops: Mapping[str, float]
@@ -50,25 +54,31 @@ class Hardware:
   accelerators: int = 0
   accelerator_kinds: tuple[str, ...] = ("GPU", "TPU")
   host_memory_gb: float = 0.0
+  host_gflops: Mapping[str, float] | None = None
 
   def __post_init__(self):
-    if set(self.gflops) != {"float32", "float64"} or min(self.gflops.values()) <= 0:
-      raise ValueError(f"{self.description}: gflops needs a positive figure for float32 and float64")
+    for figures in (self.gflops, self.host_gflops or self.gflops):
+      if set(figures) != {"float32", "float64"} or min(figures.values()) <= 0:
+        raise ValueError(f"{self.description}: gflops needs a positive figure for float32 and float64")
     if self.accelerators < 0 or self.host_memory_gb < 0:
       raise ValueError(f"{self.description}: negative requirement")
 
   def __str__(self) -> str:
     return self.description
 
+  def reference_gflops(self, compute: str, dtype: str) -> float:
+    return ((self.host_gflops or self.gflops) if compute == HOST else self.gflops)[dtype]
 
-CI_CPU = Hardware("2 CPU cores", gflops=CI_CPU_GFLOPS,
+
+CI_CPU = Hardware("2 CPU cores", gflops=CI_CPU_GFLOPS, host_gflops=CI_CPU_HOST_GFLOPS,
                   gflops_basis="measured on the 2-core CI machine (docs/performance.md)")
 
 
 def accelerator_host(description: str, *, gflops: Mapping[str, float], basis: str, accelerators: int = 1,
-                     kinds: tuple[str, ...] = ("GPU", "TPU"), host_memory_gb: float = 0.0) -> Hardware:
+                     kinds: tuple[str, ...] = ("GPU", "TPU"), host_memory_gb: float = 0.0,
+                     host_gflops: Mapping[str, float] | None = None) -> Hardware:
   return Hardware(description, gflops=gflops, gflops_basis=basis, accelerators=accelerators,
-                  accelerator_kinds=kinds, host_memory_gb=host_memory_gb)
+                  accelerator_kinds=kinds, host_memory_gb=host_memory_gb, host_gflops=host_gflops)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,24 +93,46 @@ class DataNeed:
 
 @dataclasses.dataclass(frozen=True)
 class Needs:
-  """What one tier's run needs. datasets: what each phase reads (a (dataset, split) may appear for several phases;
-  `merged_data` is one need per pair). memory: (part, bytes) pairs held at the same time at the peak (the
-  process's own PROCESS_BASE_BYTES is added by `peak_memory_bytes`)."""
+  """What one tier's run needs.
+
+  datasets: what each phase reads (a (dataset, split) may appear for several phases; `merged_data` is one need per
+  pair). memory: (part, bytes) pairs in host memory at the same time at the peak (the process's own
+  PROCESS_BASE_BYTES is added by `peak_memory_bytes`); device_memory: parts that live on the accelerator where
+  there is one (on a machine without one they are host memory too). compute: where the math runs, BACKEND (Keras:
+  the accelerator where there is one) or HOST (numpy): the throughput the runtime is scaled by.
+  """
   phases: tuple[str, ...]
   datasets: tuple[DataNeed, ...] = ()
   memory: tuple[tuple[str, float], ...] = ()
+  device_memory: tuple[tuple[str, float], ...] = ()
+  compute: str = BACKEND
+
+  def __post_init__(self):
+    if self.compute not in (BACKEND, HOST):
+      raise ValueError(f"compute must be {BACKEND!r} or {HOST!r}, got {self.compute!r}")
+    undeclared = sorted({d.phase for d in self.datasets} - set(self.phases))
+    if undeclared:
+      raise ValueError(f"data needs name phases {undeclared} that are not among {self.phases}")
 
   @property
   def merged_data(self) -> tuple[DataNeed, ...]:
     return merge_data(self.datasets)
 
-  @property
-  def peak_memory_bytes(self) -> float:
-    return PROCESS_BASE_BYTES + sum(b for _, b in self.memory)
+  def host_parts(self, accelerator: bool) -> tuple[tuple[str, float], ...]:
+    return self.memory if accelerator else self.memory + self.device_memory
 
-  def data_limit(self, dataset_id: str, split: str) -> int | None:
-    """The most official examples of (dataset, split) the run may read (None: not declared)."""
-    sizes = [d.examples for d in self.datasets if (d.dataset_id, d.split) == (dataset_id, split)]
+  def peak_memory_bytes(self, accelerator: bool = False) -> float:
+    """Host memory at the peak (with the device parts where there is no accelerator)."""
+    return PROCESS_BASE_BYTES + sum(b for _, b in self.host_parts(accelerator))
+
+  @property
+  def device_memory_bytes(self) -> float:
+    return sum(b for _, b in self.device_memory)
+
+  def data_limit(self, dataset_id: str, split: str, phase: str | None = None) -> int | None:
+    """The most official examples of (dataset, split) `phase` may read (None: not declared for it)."""
+    sizes = [d.examples for d in self.datasets
+             if (d.dataset_id, d.split) == (dataset_id, split) and phase in (None, d.phase)]
     return max(sizes) if sizes else None
 
 
@@ -130,25 +162,29 @@ class Machine:
   accelerator_kind: str        # "GPU", "TPU" or "none"
   accelerator_count: int
   accelerator_names: tuple[str, ...]
-  gflops: float                # matmul GFLOP/s in the run's dtype
+  gflops: float                # matmul GFLOP/s in the run's dtype, where the experiment's math runs (`compute`)
   dtype: str
+  accelerator_memory_bytes: float | None = None
+  compute: str = BACKEND
 
   def describe(self) -> str:
     memory = "unknown memory" if self.memory_bytes is None else f"{self.memory_bytes / GB:.0f} GB"
-    accel = (f"{self.accelerator_count}x {self.accelerator_names[0] if self.accelerator_names else self.accelerator_kind}"
-             if self.accelerator_count else "no accelerator")
-    return f"{self.cpu_cores} CPU cores, {memory}, {accel}, matmul {self.gflops:.0f} GFLOP/s {self.dtype}"
+    name = self.accelerator_names[0] if self.accelerator_names else self.accelerator_kind
+    accel = f"{self.accelerator_count}x {name}" if self.accelerator_count else "no accelerator"
+    return (f"{self.cpu_cores} CPU cores, {memory}, {accel}, {self.compute} matmul {self.gflops:.0f} GFLOP/s "
+            f"{self.dtype}")
 
 
-def this_machine(dtype: str) -> Machine:
-  """This machine as the fingerprint sees it, with its matmul throughput in `dtype`."""
+def this_machine(dtype: str, compute: str = BACKEND) -> Machine:
+  """This machine as the fingerprint sees it, with its matmul throughput in `dtype` where `compute` runs."""
   from harness import calibration, environment
   env = environment.hardware()
+  gflops = calibration.host_matmul_gflops(dtype) if compute == HOST else calibration.matmul_gflops(dtype)
   return Machine(cpu_cores=env["cpu_cores"] or 1, memory_bytes=env["memory_bytes"],
                  accelerator_kind=env.get("accelerator_kind", "none"),
                  accelerator_count=int(env.get("accelerator_count", 0)),
-                 accelerator_names=tuple(env.get("accelerator_names", ())), gflops=calibration.matmul_gflops(dtype),
-                 dtype=dtype)
+                 accelerator_names=tuple(env.get("accelerator_names", ())), gflops=gflops, dtype=dtype,
+                 accelerator_memory_bytes=env.get("accelerator_memory_bytes"), compute=compute)
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -161,25 +197,40 @@ class DataStatus:
 
 
 def data_status(need: DataNeed, mirrors: str | Mapping[str, str] | None) -> DataStatus:
-  """Whether this machine can serve the need: its mirror (verified) or TFDS (prepared or downloadable now)."""
+  """Whether this machine can serve the need: its mirror or TFDS (prepared, or downloadable now)."""
   from harness.data import DataError, catalog, mirrors as mirrors_lib
   label = f"{need.dataset_id} {need.split}"
   try:
     spec = catalog.get(need.dataset_id)
     catalog.check_split(spec, need.split)
+    official = spec.split_sizes[need.split]
+    if need.examples > official:
+      return DataStatus(need, "-", official, f"{label}: the tier needs its first {need.examples} examples, the "
+                                             f"split has {official}")
     table = mirrors_lib.resolve_mirrors(mirrors)
     if need.dataset_id in table:
       mirror = mirrors_lib.Mirror(need.dataset_id, table[need.dataset_id])
-      held = mirror.capacity(need.split)
+      held, source = _mirror_held(mirror, need.split)
       short = None if held >= need.examples else (
           f"{label}: the tier needs its first {need.examples} examples, the mirror {mirror.folder} holds {held}")
-      return DataStatus(need, mirror.source, held, short)
+      return DataStatus(need, source, held, short)
     if spec.tfds_name is None:
       return DataStatus(need, "none", None, f"{label}: served only by a mirror; set {mirrors_lib.ENV_VAR} (or "
                                             f"--mirrors) to '{need.dataset_id}=<folder of .npz shards>'")
     return _tfds_status(need, spec)
   except DataError as e:
     return DataStatus(need, "mirror", None, str(e))
+
+
+def _mirror_held(mirror, split: str) -> tuple[int, str]:
+  """Examples the mirror holds for the split: its shards verified against the README's sha256 when they total at
+  most VERIFY_BYTES (seconds), else counted from their .npy headers (the checksums are verified when read)."""
+  names = mirror.shard_names(split)
+  size = sum(os.path.getsize(os.path.join(mirror.folder, n)) for n in names)
+  if size <= VERIFY_BYTES:
+    return mirror.capacity(split), mirror.source
+  held = sum(mirror.member_headers(os.path.join(mirror.folder, n))[1].rows for n in names)
+  return held, f"{mirror.source} ({size / GB:.0f} GB: checksums verified when read)"
 
 
 def _tfds_status(need: DataNeed, spec) -> DataStatus:
@@ -191,6 +242,9 @@ def _tfds_status(need: DataNeed, spec) -> DataStatus:
   except ImportError as e:
     return DataStatus(need, "tfds", None, f"{label}: TFDS needs tensorflow-datasets and TensorFlow ({e.name} is not "
                                           f"installed); install them {hint}")
+  except Exception as e:  # pylint: disable=broad-except  (TFDS raises many kinds: a missing builder, a bad data dir)
+    return DataStatus(need, "tfds", None, f"{label}: TFDS cannot open it ({type(e).__name__}: "
+                                          f"{' '.join(str(e).split())[:300]}); {hint}")
   where = source.builder.data_dir
   with tfds_source.quiet_tfds_logs():
     prepared = source.builder.is_prepared()
@@ -242,22 +296,26 @@ def latest_blessing(references_dir: str, experiment: str, tier: str) -> Mapping[
   return max(timed, key=lambda b: b["blessed_at"]) if timed else None
 
 
-def runtime(tier, dtype: str, machine: Machine, blessing: Mapping[str, Any] | None) -> Runtime:
-  """The blessed run's wall time and phases (on its machine), else the tier's stated runtime, and the factor
-  to this machine (ratio of matmul throughputs in `dtype`)."""
+def runtime(tier, dtype: str, machine: Machine, blessing: Mapping[str, Any] | None, compute: str = BACKEND,
+            seed_ratio: float = 1.0) -> Runtime:
+  """The blessed run's wall time and phases (on its machine), else the tier's stated runtime, and the factor to
+  this machine: the ratio of matmul throughputs in `dtype` where the math runs (`compute`), times `seed_ratio` (the
+  seeds asked over the tier's own: every phase is taken to scale with them, an upper bound)."""
+  key = "host_matmul_gflops" if compute == HOST else "matmul_gflops"
+  seeds = f", x{seed_ratio:.3g} for the seeds" if seed_ratio != 1.0 else ""
   if blessing is not None:
-    measured = (blessing.get("fingerprint") or {}).get("matmul_gflops") or {}
-    reference = measured.get(dtype) or tier.hardware.gflops[dtype]
+    measured = (blessing.get("fingerprint") or {}).get(key) or {}
+    reference = measured.get(dtype) or tier.hardware.reference_gflops(compute, dtype)
     where = ("its machine" if measured.get(dtype)
              else f"{tier.hardware} ({tier.hardware.gflops_basis})")
     basis = (f"measured {blessing['wall_time_s']:.0f} s (blessed run {blessing['run_id']}, commit "
-             f"{str(blessing.get('commit'))[:7]}) on {where}, matmul {reference:.0f} GFLOP/s")
+             f"{str(blessing.get('commit'))[:7]}) on {where}, {compute} matmul {reference:.0f} GFLOP/s{seeds}")
     return Runtime(float(blessing["wall_time_s"]), dict(blessing.get("phases") or {}), basis,
-                   reference / machine.gflops)
-  reference = tier.hardware.gflops[dtype]
-  basis = (f"stated {tier.expected_runtime_s:.0f} s for {tier.hardware} (no blessed run with its time; matmul "
-           f"{reference:.0f} GFLOP/s, {tier.hardware.gflops_basis})")
-  return Runtime(tier.expected_runtime_s, {}, basis, reference / machine.gflops)
+                   seed_ratio * reference / machine.gflops)
+  reference = tier.hardware.reference_gflops(compute, dtype)
+  basis = (f"stated {tier.expected_runtime_s:.0f} s for {tier.hardware} (no blessed run with its time; {compute} "
+           f"matmul {reference:.0f} GFLOP/s, {tier.hardware.gflops_basis}){seeds}")
+  return Runtime(tier.expected_runtime_s, {}, basis, seed_ratio * reference / machine.gflops)
 
 
 def duration(seconds: float) -> str:
@@ -297,8 +355,9 @@ class Plan:
         "hardware": self.hardware.description, "machine": self.machine.describe(),
         "datasets": [{"dataset": s.need.dataset_id, "split": s.need.split, "examples": s.need.examples,
                       "source": s.source, "held": s.held} for s in self.data],
-        "memory_estimate_bytes": self.needs.peak_memory_bytes,
-        "memory_parts_bytes": dict(self.needs.memory),
+        "memory_estimate_bytes": self.needs.peak_memory_bytes(self.machine.accelerator_count > 0),
+        "memory_parts_bytes": dict(self.needs.host_parts(self.machine.accelerator_count > 0)),
+        "device_memory_estimate_bytes": self.needs.device_memory_bytes if self.machine.accelerator_count else None,
         "runtime_estimate_s": self.runtime.here_s, "runtime_basis": self.runtime.basis,
         "forced": [f"{p.check}: {p.message}" for p in forced],
     }
@@ -316,11 +375,22 @@ def hardware_problems(hardware: Hardware, machine: Machine, needs: Needs) -> lis
   if memory is not None and hardware.host_memory_gb and memory < hardware.host_memory_gb * GB * 0.95:
     problems.append(Problem("hardware", f"needs {hardware.host_memory_gb:.0f} GB of host memory, this machine has "
                                         f"{memory / GB:.0f} GB", True))
-  if memory is not None and needs.peak_memory_bytes > memory:
-    parts = ", ".join(f"{name} {b / GB:.1f} GB" for name, b in sorted(needs.memory, key=lambda p: -p[1])[:3])
-    problems.append(Problem("memory", f"peak memory estimated at {needs.peak_memory_bytes / GB:.1f} GB ({parts}), "
-                                      f"this machine has {memory / GB:.0f} GB", True))
+  accelerator = machine.accelerator_count > 0
+  peak = needs.peak_memory_bytes(accelerator)
+  if memory is not None and peak > memory:
+    problems.append(Problem("memory", f"peak memory estimated at {peak / GB:.1f} GB "
+                                      f"({_largest(needs.host_parts(accelerator))}), this machine has "
+                                      f"{memory / GB:.0f} GB", True))
+  device = machine.accelerator_memory_bytes
+  if accelerator and device is not None and needs.device_memory_bytes > device:
+    problems.append(Problem("memory", f"accelerator memory estimated at {needs.device_memory_bytes / GB:.1f} GB "
+                                      f"({_largest(needs.device_memory)}), the accelerator has {device / GB:.0f} GB",
+                            True))
   return problems
+
+
+def _largest(parts: Sequence[tuple[str, float]], count: int = 3) -> str:
+  return ", ".join(f"{name} {b / GB:.1f} GB" for name, b in sorted(parts, key=lambda p: -p[1])[:count])
 
 
 def make_plan(experiment, tier_name: str, *, n_seeds: int | None = None, dtype: str | None = None,
@@ -330,14 +400,16 @@ def make_plan(experiment, tier_name: str, *, n_seeds: int | None = None, dtype: 
   from harness import references, runner
   tier = experiment.tier(tier_name)
   config, seeds, dtype = runner.resolve(experiment, tier, n_seeds, dtype)
+  _, tier_seeds, _ = runner.resolve(experiment, tier, None, dtype)
   needs = experiment.needs(config, seeds)
-  machine = machine or this_machine(dtype)
+  machine = machine or this_machine(dtype, needs.compute)
   statuses = tuple(data_status(need, mirrors) for need in needs.merged_data)
   problems = [Problem("data", s.problem, False) for s in statuses if s.problem]
   problems += hardware_problems(tier.hardware, machine, needs)
   blessing = latest_blessing(references_dir or references.DEFAULT_DIR, experiment.name, tier.name)
-  return Plan(experiment.name, tier.name, tier.hardware, dtype, seeds, needs, machine, statuses,
-              runtime(tier, dtype, machine, blessing), tuple(problems))
+  estimate = runtime(tier, dtype, machine, blessing, needs.compute, len(seeds) / len(tier_seeds))
+  return Plan(experiment.name, tier.name, tier.hardware, dtype, seeds, needs, machine, statuses, estimate,
+              tuple(problems))
 
 
 def check(plan: Plan, force: bool = False) -> list[Problem]:
@@ -351,7 +423,8 @@ def check(plan: Plan, force: bool = False) -> list[Problem]:
   if forcible and not force:
     reasons = "; ".join(p.message for p in forcible)
     raise HarnessError(f"{where} is sized for {plan.hardware}: {reasons}; expected runtime here "
-                       f"{duration(plan.runtime.here_s)} (x{plan.runtime.scale:.3g} of {duration(plan.runtime.seconds)}); "
+                       f"{duration(plan.runtime.here_s)} (x{plan.runtime.scale:.3g} of "
+                       f"{duration(plan.runtime.seconds)}); "
                        f"--force runs it anyway")
   return forcible
 
@@ -375,12 +448,17 @@ def format_plan(plan: Plan) -> str:
     verdict = "SHORT" if status.problem else "ok"
     lines.append(f"  data {need.dataset_id} {need.split}: needs {need.examples}"
                  f"{' (streamed)' if need.streamed else ''}, {status.source} holds {held}  {verdict}")
-  memory = plan.machine.memory_bytes
-  parts = ", ".join(f"{name} {b / GB:.2g} GB" for name, b in sorted(plan.needs.memory, key=lambda p: -p[1])
-                    if b >= 0.01 * GB)
-  lines.append(f"  memory: peak about {plan.needs.peak_memory_bytes / GB:.2g} GB (process {PROCESS_BASE_BYTES / GB:.2g} GB"
-               f"{', ' + parts if parts else ''}); this machine "
+  memory, accelerator = plan.machine.memory_bytes, plan.machine.accelerator_count > 0
+  parts = ", ".join(f"{name} {b / GB:.2g} GB" for name, b in sorted(plan.needs.host_parts(accelerator),
+                                                                    key=lambda p: -p[1]) if b >= 0.01 * GB)
+  lines.append(f"  memory: peak about {plan.needs.peak_memory_bytes(accelerator) / GB:.2g} GB (process "
+               f"{PROCESS_BASE_BYTES / GB:.2g} GB{', ' + parts if parts else ''}); this machine "
                f"{'?' if memory is None else f'{memory / GB:.0f} GB'}")
+  if accelerator and plan.needs.device_memory:
+    device = plan.machine.accelerator_memory_bytes
+    lines.append(f"  accelerator memory: about {plan.needs.device_memory_bytes / GB:.2g} GB "
+                 f"({_largest(plan.needs.device_memory)}); the accelerator "
+                 f"{'?' if device is None else f'{device / GB:.0f} GB'}")
   if plan.problems:
     lines.append("  would stop the run:")
     lines += [f"    {p.check}: {p.message}{' (--force overrides)' if p.forcible else ''}" for p in plan.problems]

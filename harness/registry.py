@@ -96,8 +96,8 @@ class Experiment:
   carries the tolerance rule `bless` gives its metrics (harness.references). Every claim may read only
   declared families, checked here, when the experiment is loaded. `needs(config, seeds)` states what a tier's
   run needs (phases, datasets and sizes, memory: harness/preflight.py), checked before its first phase.
-  `figures`, if given, maps a results record to {name: matplotlib Figure} for reports. `theory_references`, if given, maps a tier's config to
-  the reference entries with `theory` provenance (closed forms and their derivations) that
+  `figures`, if given, maps a results record to {name: matplotlib Figure} for reports. `theory_references`, if
+  given, maps a tier's config to the reference entries with `theory` provenance (closed forms and their derivations) that
   `python -m harness theory` and `bless` write into that tier's reference file.
   """
   name: str

@@ -83,6 +83,7 @@ def small() -> CommutativityConfig:
 PAPER_HARDWARE = preflight.accelerator_host(
     "1 GPU host (16 CPU cores used by numpy)",
     gflops={dtype: 8 * gflops for dtype, gflops in preflight.CI_CPU_GFLOPS.items()},
+    host_gflops={dtype: 8 * gflops for dtype, gflops in preflight.CI_CPU_HOST_GFLOPS.items()},
     basis="assumed by the runtime ESTIMATE: the Monte Carlo on 16 cores, 8x the 2-core CI machine")
 
 

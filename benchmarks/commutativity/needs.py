@@ -1,7 +1,7 @@
 """What a `commutativity` tier's run needs (harness/preflight.py): its phases, the CIFAR-10 pool its input pairs are
 drawn from, its peak memory. The peak is the simulator's arrays (harness/residual_gram.py): (nets, width, inputs)
 floats for Y_0, Y_l, phi(Y_l) and the Gaussian draws, at the widest Monte Carlo point or the Gaussianity phase's
-samples, whichever is larger."""
+samples, whichever is larger. The Monte Carlo is numpy: the runtime scales with the host's matmul throughput."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -23,4 +23,4 @@ def needs(config: CommutativityConfig, seeds: Sequence[int]) -> preflight.Needs:
   gaussianity = LIVE_ARRAYS * array_bytes(config.gauss_samples, dtype=config.dtype)
   part = (("Monte Carlo nets (widest point)", monte_carlo) if monte_carlo >= gaussianity
           else ("Gaussianity samples", gaussianity))
-  return preflight.Needs(phases=PHASES, datasets=data, memory=(part,))
+  return preflight.Needs(phases=PHASES, datasets=data, memory=(part,), compute=preflight.HOST)

@@ -99,7 +99,6 @@ def run_monte_carlo(config: CommutativityConfig, ctx, inputs: Inputs, limits) ->
     for s_index, scale_name in enumerate(scales):
       for n in config.widths:
         for depth in config.depths:
-          counter.advance()
           for seed in ctx.seeds:
             rng = seeding.rng(seed, a_index, s_index, n, depth, STREAM_MONTE_CARLO)
             y0, y = gram.simulate_gram(k0, n, depth, BRANCH_SCALES[scale_name](depth), act, config.nets_per_seed, rng,
@@ -124,6 +123,7 @@ def run_monte_carlo(config: CommutativityConfig, ctx, inputs: Inputs, limits) ->
               ctx.record(F.MC_CORR_CHANGE, float(np.mean(np.abs(gram.correlations(k, pairs)
                                                                 - gram.correlations(k_start, pairs)))),
                          seed=seed, **labels)
+          counter.advance()
     _record_path_slopes(config, ctx, act, tuple(inputs.pairs))
 
 
@@ -181,6 +181,7 @@ def run_keras(config: CommutativityConfig, ctx, inputs: Inputs, limits) -> None:
 
 def run_gaussianity(config: CommutativityConfig, ctx) -> None:
   one_input = np.ones((1, 1))
+  counter = ctx.counter(len(config.activations) * len(config.gauss_depths) * len(config.gauss_widths))
   for a_index, act in enumerate(config.activations):
     for depth in config.gauss_depths:
       for n in config.gauss_widths:
@@ -189,6 +190,7 @@ def run_gaussianity(config: CommutativityConfig, ctx) -> None:
           rng = seeding.rng(seed, a_index, n, depth, STREAM_GAUSSIANITY)
           _, y = gram.simulate_gram(one_input, n, depth, BRANCH_SCALES[MAIN_SCALE](depth), act, nets, rng, ctx.dtype)
           ctx.record(F.GAUSS_KURTOSIS, gram.excess_kurtosis(y), seed=seed, act=act, L=depth, n=n)
+        counter.advance()
 
 
 def _keras_backend() -> str:

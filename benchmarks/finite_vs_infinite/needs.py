@@ -1,8 +1,9 @@
 """What a `finite_vs_infinite` tier's run needs (harness/preflight.py): its phases, the CIFAR-10 examples they read,
-its peak memory. The larger of two peaks: the precision phase (the FCN's NNGP and NTK train and test kernels in
-float64 and float32 at the largest size, and one float64 copy for the eigenvalues), or an architecture phase's
-empirical NTK at the widest width, bounded by per-example Jacobians of every parameter on the probe set (float32;
-the flat Dense layers' structured blocks need less)."""
+its peak memory: in host memory the precision phase's FCN NNGP and NTK train and test kernels in float64 and float32
+at the largest size and one float64 copy for the eigenvalues; on the device an architecture phase's empirical NTK at
+the widest width, bounded by per-example Jacobians of every parameter on the probe set (float32; the flat Dense
+layers' structured blocks need less). On a machine without an accelerator both count, an upper bound (they are
+held in different phases)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -40,6 +41,6 @@ def needs(config: FiniteVsInfiniteConfig, seeds: Sequence[int]) -> preflight.Nee
   precision = kernels + array_bytes(largest, largest)
   jacobians = max(array_bytes(config.ntk_points, NUM_OUTPUTS, parameter_count(config, arch), dtype=config.finite_dtype)
                   for arch in config.architectures)
-  part = (("precision kernels (float64 + float32)", precision) if precision >= jacobians
-          else ("empirical NTK Jacobians (widest net, upper bound)", jacobians))
-  return preflight.Needs(phases=phases, datasets=tuple(data), memory=(part,))
+  return preflight.Needs(phases=phases, datasets=tuple(data),
+                         memory=(("precision kernels (float64 + float32)", precision),),
+                         device_memory=(("empirical NTK Jacobians (widest net, upper bound)", jacobians),))

@@ -1,6 +1,7 @@
 """What a `pooling` tier's run needs (harness/preflight.py): its phases, the CIFAR-10 examples each reads, its peak
 memory. The peak is the kernels phase of the largest architecture: the NNGP and NTK train and test blocks held for
-one seed, the regression's factor, one CNN-GAP kernel call's intermediates, and the preprocessed images of every seed.
+one seed, the regression's factor and the preprocessed images of every seed in host memory, and one CNN-GAP kernel
+call's intermediates on the device.
 
 A CNN-GAP call's memory above the process (measured, docs/performance.md "Memory of a kernel call": 0.29-0.41 GB at
 tiles of 16-32, 0.57 GB at 256 x 256 8x8 images, 1.5 GB at 512, 0.64 GB at 64 x 64 32x32 images) fits a fixed
@@ -27,6 +28,7 @@ def needs(config: PoolingConfig, seeds: Sequence[int]) -> preflight.Needs:
   phases = ["theory"]
   data = [DataNeed("cifar10", "train", THEORY_N_TRAIN, "theory"), DataNeed("cifar10", "test", THEORY_N_TEST, "theory")]
   memory: list[tuple[str, float]] = []
+  device: list[tuple[str, float]] = []
   if config.architectures:
     phases += ["cnn_theory", "data", "kernels", "finite"]
     data += [DataNeed("cifar10", "train", THEORY_N_TRAIN, "cnn_theory"),
@@ -38,11 +40,11 @@ def needs(config: PoolingConfig, seeds: Sequence[int]) -> preflight.Needs:
     memory += [
         ("kernel blocks (NNGP + NTK, train and test)", 2 * array_bytes(n, n + m, dtype=config.dtype)),
         ("regression factor", array_bytes(n, n, dtype=config.dtype)),
-        ("kernel call intermediates", KERNEL_CALL_FIXED_BYTES + TILE_PAIR_PIXEL_BYTES * tile ** 2 * pixels),
         ("preprocessed images", array_bytes((n + m) * blocks, pixels * CHANNELS, dtype=config.dtype)),
     ]
+    device.append(("kernel call intermediates", KERNEL_CALL_FIXED_BYTES + TILE_PAIR_PIXEL_BYTES * tile ** 2 * pixels))
   if config.heatmap:
     phases.append("heatmap")
     data += [DataNeed("cifar10", "train", config.heatmap_n_train, "heatmap"),
              DataNeed("cifar10", "test", config.heatmap_n_test, "heatmap")]
-  return preflight.Needs(phases=tuple(phases), datasets=tuple(data), memory=tuple(memory))
+  return preflight.Needs(phases=tuple(phases), datasets=tuple(data), memory=tuple(memory), device_memory=tuple(device))

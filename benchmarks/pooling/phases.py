@@ -161,6 +161,7 @@ def run_cnn_depth_profile(config: PoolingConfig, ctx) -> None:
   cost far more than running it."""
   from harness import nets  # pylint: disable=import-outside-toplevel
   x, y = theory_inputs(ctx, THEORY_N_TRAIN, THEORY_N_TEST, config.cnn_theory_downsample, "float64")
+  counter = ctx.counter(len(ARCHITECTURES) * len(phases_sigma_w2()) * len(config.cnn_theory_depths))
   for arch in ARCHITECTURES:
     for phase, sigma_w2 in phases_sigma_w2().items():
       kernels = []
@@ -169,6 +170,7 @@ def run_cnn_depth_profile(config: PoolingConfig, ctx) -> None:
         with nets.eager():
           k = spec.kernel(x, None, get=("nngp", "ntk"), dtype="float64")
         kernels.append(sp.Kernels(depth, np.asarray(k["nngp"]), np.asarray(k["ntk"])))
+        counter.advance()
       points = sp.ntk_depth_profile(kernels, THEORY_N_TRAIN, y)
       if arch == "fcn":
         _record_profile(ctx, F.SMALL_FCN_PROFILE, phase, points, px=x.shape[1])

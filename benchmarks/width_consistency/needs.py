@@ -1,6 +1,8 @@
 """What a `width_consistency` tier's run needs (harness/preflight.py): its phases, the stream and the evaluation
-images, its peak memory: the held stream (float32 after pooling), the kept predictions (every parameterization,
-width, seed and logged step on the evaluation set), and the widest model with its gradients and optimizer state."""
+images, its peak memory: the held stream (float32 after pooling) and the kept predictions (every parameterization,
+width, seed and logged step on the evaluation set) in host memory, the widest model with its gradients and
+optimizer state on the device. A tier that does not hold the stream (CIFAR-5m) reads it anew for every net in the
+phases that train (data.Data.batches)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -14,6 +16,7 @@ NUM_OUTPUTS = 10
 CHANNELS = 3
 PARAMETERIZATIONS = 2      # muP and SP
 MODEL_COPIES = 4           # weights, gradients, momentum / Adam moments
+TRAINING_PHASES = ("lr_sweep", "train", "coordinates", "cnn")   # they train nets on the stream
 
 
 def parameter_count(config: WidthConfig) -> int:
@@ -29,14 +32,19 @@ def parameter_count(config: WidthConfig) -> int:
 def needs(config: WidthConfig, seeds: Sequence[int]) -> preflight.Needs:
   phases = ["data", "lr_sweep", "train", "prediction_metrics", "coordinates"] + (["cnn"] if config.cnn_widths else [])
   data = [DataNeed(config.train_dataset, "train", config.stream_examples, "data", streamed=True)]
+  if not config.hold_stream:
+    data += [DataNeed(config.train_dataset, "train", config.stream_examples, phase, streamed=True)
+             for phase in phases if phase in TRAINING_PHASES]
   if config.eval_dataset == config.train_dataset:
     data.append(DataNeed(config.eval_dataset, "test", config.n_eval, "data", streamed=True))
   else:
     data.append(DataNeed(config.eval_dataset, "test", config.n_eval, "data"))
   pixels = (32 // config.downsample) ** 2
   held = config.stream_examples if config.hold_stream else config.held_examples
-  predictions = PARAMETERIZATIONS * len(config.widths) * len(seeds) * len(config.log_steps) * config.n_eval * NUM_OUTPUTS
+  predictions = (PARAMETERIZATIONS * len(config.widths) * len(seeds) * len(config.log_steps) * config.n_eval
+                 * NUM_OUTPUTS)
   memory = (("held stream", array_bytes(held, pixels * CHANNELS, dtype="float32")),
-            ("kept predictions", array_bytes(predictions, dtype="float32")),
-            ("widest model and optimizer state", MODEL_COPIES * array_bytes(parameter_count(config), dtype=config.dtype)))
-  return preflight.Needs(phases=tuple(phases), datasets=tuple(data), memory=memory)
+            ("kept predictions", array_bytes(predictions, dtype="float32")))
+  model = (("widest model and optimizer state",
+            MODEL_COPIES * array_bytes(parameter_count(config), dtype=config.dtype)),)
+  return preflight.Needs(phases=tuple(phases), datasets=tuple(data), memory=memory, device_memory=model)

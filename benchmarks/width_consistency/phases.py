@@ -93,6 +93,7 @@ def _final_loss(result: online.OnlineResult) -> float:
 def run_lr_sweep(config: WidthConfig, ctx, data: Data) -> dict[str, float]:
   """Short runs over the grid at every width; the base rate of each parameterization is the best at the base width."""
   chosen = {}
+  counter = ctx.counter(sum(len(config.widths) * len(grid) for grid in config.log2_lr_grid.values()))
   for param in F.PARAMS:
     for width in config.widths:
       means = {}
@@ -105,6 +106,7 @@ def run_lr_sweep(config: WidthConfig, ctx, data: Data) -> dict[str, float]:
           if np.isfinite(loss):
             ctx.record(F.LR_SWEEP_LOSS, loss, seed=seed, param=param, N=width, log2_lr=log2_lr)
         means[log2_lr] = float(np.mean(losses))
+        counter.advance()
       best = min(means, key=means.get)
       ctx.record(F.BEST_LOG2_LR, best, param=param, N=width)
       if width == config.widths[0]:

@@ -52,8 +52,8 @@ the first kernel (the CLI's `run` and `make bench` do). Under TensorFlow it adds
 --xla_cpu_prefer_vector_width=512 to XLA_FLAGS, so XLA:CPU uses 512-bit vectors where the CPU has them (the ReLU
 angle loop is latency-bound: twice the entries per iteration); XLA reads the flag at the process's first XLA
 compilation and applies it to every XLA:CPU program of the process; a width already in XLA_FLAGS wins. It also
-drops TF warnings about deliberate choices (retracing: harness.nets compiles once per shape, on purpose; pfor loops). Under JAX the kernels
-get the width per program without it. Performance history: docs/performance.md.
+drops TF warnings about deliberate choices (retracing: harness.nets compiles once per shape, on purpose; pfor
+loops). Under JAX the kernels get the width per program without it. Performance history: docs/performance.md.
 """
 from harness.nets._kernel import Kernel
 from harness.nets._layers import NTKConv, NTKDense, mup_lr_multipliers, reinitialize

@@ -1,5 +1,5 @@
-"""The tiny tier of `finite_vs_infinite`'s tests as an experiment of its own (`finite_vs_infinite_tiny`), for the CLI tests: registered through
-HARNESS_EXPERIMENT_MODULES, it runs the real experiment's code in a subprocess in seconds."""
+"""The tiny tier of `finite_vs_infinite`'s tests as an experiment of its own (`finite_vs_infinite_tiny`), for the CLI tests:
+registered through HARNESS_EXPERIMENT_MODULES, it runs the real experiment's code in a subprocess in seconds."""
 import dataclasses
 
 from benchmarks.finite_vs_infinite.experiment import EXPERIMENT as _REAL

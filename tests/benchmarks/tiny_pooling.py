@@ -1,5 +1,5 @@
-"""The tiny tier of `pooling`'s tests as an experiment of its own (`pooling_tiny`), for the CLI tests: registered through
-HARNESS_EXPERIMENT_MODULES, it runs the real experiment's code in a subprocess in seconds."""
+"""The tiny tier of `pooling`'s tests as an experiment of its own (`pooling_tiny`), for the CLI tests:
+registered through HARNESS_EXPERIMENT_MODULES, it runs the real experiment's code in a subprocess in seconds."""
 import dataclasses
 
 from benchmarks.pooling.experiment import EXPERIMENT as _REAL

@@ -57,7 +57,16 @@ def test_hardware_and_memory_problems():
   huge = Needs(phases=("a",), memory=(("kernels", 30e9),))
   (memory,) = preflight.hardware_problems(preflight.CI_CPU, CPU_MACHINE, huge)
   assert memory.check == "memory" and "31.0 GB" in memory.message and "kernels 30.0 GB" in memory.message
-  assert huge.peak_memory_bytes == pytest.approx(30e9 + preflight.PROCESS_BASE_BYTES)
+  assert huge.peak_memory_bytes() == pytest.approx(30e9 + preflight.PROCESS_BASE_BYTES)
+  # parts that live on the accelerator: host memory without one, checked against the accelerator's with one
+  on_device = Needs(phases=("a",), memory=(("images", 1e9),), device_memory=(("jacobians", 30e9),))
+  assert on_device.peak_memory_bytes(accelerator=False) == pytest.approx(31e9 + preflight.PROCESS_BASE_BYTES)
+  assert [p.check for p in preflight.hardware_problems(preflight.CI_CPU, CPU_MACHINE, on_device)] == ["memory"]
+  gpu = dataclasses.replace(GPU_MACHINE, accelerator_memory_bytes=16e9)
+  (device,) = preflight.hardware_problems(preflight.CI_CPU, gpu, on_device)
+  assert "accelerator memory estimated at 30.0 GB (jacobians 30.0 GB), the accelerator has 16 GB" in device.message
+  assert not preflight.hardware_problems(preflight.CI_CPU, dataclasses.replace(gpu, accelerator_memory_bytes=80e9),
+                                         on_device)
 
 
 def test_runtime_scales_by_matmul_throughput():
@@ -84,7 +93,7 @@ def test_check_stops_on_data_always_and_on_hardware_unless_forced(mirror):
   with pytest.raises(HarnessError) as stopped:
     preflight.check(paper)
   message = str(stopped.value)
-  assert "\n" not in message and "--force" in message and "no accelerator" in message
+  assert "\n" not in message and "--force" in message and "needs 64 GPU/TPU" in message
   assert "expected runtime here" in message and "days" in message   # 3600 s x 1e4/50
   forced = preflight.check(paper, force=True)
   assert {p.check for p in forced} == {"hardware", "memory"}
@@ -129,7 +138,7 @@ def test_a_refused_run_leaves_nothing(tmp_path):
     _, record = runner.run("toy", "paper", output_dir=str(tmp_path / "run"), verbose=False, force=True)
   finally:
     registry.unregister("toy")
-  assert record["forced"] and any("no accelerator" in f for f in record["preflight"]["forced"])
+  assert record["forced"] and any("needs 64 GPU/TPU" in f for f in record["preflight"]["forced"])
   assert record["preflight"]["peak_rss_bytes"] > 0 and record["environment"]["matmul_gflops"]["float64"] > 0
 
 
@@ -140,11 +149,11 @@ def test_every_tier_of_every_experiment_plans(name):
   for tier in experiment.tiers:
     plan = preflight.make_plan(experiment, tier.name, machine=CPU_MACHINE, mirrors="")
     assert plan.needs.phases and all(d.examples > 0 and d.phase in plan.needs.phases for d in plan.needs.datasets)
-    assert math.isfinite(plan.needs.peak_memory_bytes) and all(b >= 0 for _, b in plan.needs.memory)
+    assert math.isfinite(plan.needs.peak_memory_bytes()) and all(b >= 0 for _, b in plan.needs.memory)
     table = preflight.format_plan(plan)
     assert f"{name} / {tier.name}" in table and "would stop the run" in table
-    if tier.name == "paper":   # sized for an accelerator host: a CPU machine is refused (data, hardware or both)
-      assert plan.problems
+    if tier.name == "paper":   # sized for an accelerator host: a CPU machine is refused
+      assert any(p.check == "hardware" and "this machine has no accelerator" in p.message for p in plan.problems)
   paper = preflight.make_plan(experiment, "paper", machine=GPU_MACHINE, mirrors="")
   assert not [p for p in paper.problems if p.check == "hardware" and "accelerator" in p.message]
 
@@ -156,3 +165,42 @@ def test_paper_tier_memory_estimates_are_the_published_sizes():
   assert parts["kernel blocks (NNGP + NTK, train and test)"] == pytest.approx(2 * 50_000 * 60_000 * 8)
   assert parts["regression factor"] == pytest.approx(50_000 ** 2 * 8)
   assert np.isclose(plan.needs.data_limit("cifar10", "train"), 50_000)
+
+
+def test_more_than_the_split_holds_is_refused_before_any_source(mirror):
+  """A need beyond the official split (say 3 seeds' disjoint blocks of 20,000 images) is refused by size alone."""
+  status = preflight.data_status(DataNeed("cifar10", "train", 60_000, "data"), "")
+  assert status.problem == "cifar10 train: the tier needs its first 60000 examples, the split has 50000"
+
+
+def test_a_large_mirror_is_counted_from_its_headers_and_verified_when_read(mirror, monkeypatch):
+  monkeypatch.setattr(preflight, "VERIFY_BYTES", 0)
+  status = preflight.data_status(DataNeed("cifar10", "train", 40, "data"), mirror)
+  assert status.held == 40 and status.problem is None and "checksums verified when read" in status.source
+
+
+def test_reads_are_checked_per_phase(mirror):
+  needs = Needs(phases=("data", "train"), datasets=(DataNeed("cifar10", "train", 30, "data"),
+                                                    DataNeed("cifar10", "train", 10, "train")))
+  ctx = RunContext(seeds=(0,), dtype="float64", mirrors=mirror, verbose=False, needs=needs)
+  with ctx.phase("train"):
+    ctx.load_dataset("cifar10", split="train", pool=10)
+    with pytest.raises(UndeclaredNeed, match="phase 'train' reads 30 examples of cifar10 train, declared 10"):
+      ctx.load_dataset("cifar10", split="train", pool=30)
+  with pytest.raises(ValueError, match="not among"):
+    Needs(phases=("data",), datasets=(DataNeed("cifar10", "train", 1, "other"),))
+
+
+def test_runtime_follows_where_the_math_runs_and_the_seeds():
+  host_hardware = preflight.Hardware("h", gflops={"float32": 1000.0, "float64": 500.0},
+                                     host_gflops={"float32": 100.0, "float64": 50.0}, gflops_basis="test")
+  tier = registry.Tier("smoke", lambda: None, host_hardware, 100.0, "doc")
+  assert preflight.runtime(tier, "float64", CPU_MACHINE, None, compute=preflight.HOST).scale == pytest.approx(1.0)
+  assert preflight.runtime(tier, "float64", CPU_MACHINE, None).scale == pytest.approx(10.0)
+  blessing = {"run_id": "r", "commit": "abc", "wall_time_s": 100.0,
+              "fingerprint": {"matmul_gflops": {"float64": 500.0}, "host_matmul_gflops": {"float64": 25.0}}}
+  host = preflight.runtime(tier, "float64", CPU_MACHINE, blessing, compute=preflight.HOST, seed_ratio=2.0)
+  assert host.scale == pytest.approx(2.0 * 25.0 / 50.0) and "x2 for the seeds" in host.basis
+  plan = preflight.make_plan(toy_experiment.EXPERIMENT, "smoke", n_seeds=12, machine=CPU_MACHINE,
+                             references_dir="/nonexistent")
+  assert plan.runtime.scale == pytest.approx(2 * preflight.CI_CPU_GFLOPS["float64"] / CPU_MACHINE.gflops)

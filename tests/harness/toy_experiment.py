@@ -47,14 +47,15 @@ def small() -> ToyConfig:
   return ToyConfig(dataset="cifar10")
 
 
-TOY_ACCELERATOR = preflight.accelerator_host("1 GPU, 10 TB of memory (test-only)", host_memory_gb=10_000,
-                                             gflops={"float32": 1e5, "float64": 1e4}, basis="test-only figure")
+TOY_ACCELERATOR = preflight.accelerator_host("64 GPUs, 10 TB of memory (test-only: no machine has it)", accelerators=64,
+                                             host_memory_gb=10_000, gflops={"float32": 1e5, "float64": 1e4},
+                                             basis="test-only figure")
 
 
 @registry.tier("paper", hardware=TOY_ACCELERATOR, expected_runtime_s=3600)
 def paper() -> ToyConfig:
   """Command: python -m harness run --experiment=toy --tier=paper --force
-  Expected result: the pre-flight stops it on a CPU machine (no GPU, not 10 TB); with --force it runs as smoke."""
+  Expected result: the pre-flight stops it (not 64 GPUs, not 10 TB); with --force it runs as smoke."""
   return ToyConfig(buffer_bytes=1e13)
 
 
