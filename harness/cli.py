@@ -3,7 +3,7 @@
   list                                           experiments, tiers, hardware, expected runtimes
   plan --experiment=X|all [--tier=T]             the pre-flight as a table, without running (harness/preflight.py)
   run --experiment=X|all --tier=T [--seeds=N] [--output_dir=D] [--dtype=float32|float64] [--compare] [--force]
-      [--quiet]                                  the pre-flight first: data, hardware, memory (exit 2 if they fail)
+      [--quiet] [--deterministic]                the pre-flight first: data, hardware, memory (exit 2 if they fail)
   compare RUN_DIR [RUN_DIR ...] [--references=DIR]
   report RUN_DIR [RUN_DIR ...] [--report_dir=D]
   bless RUN_DIR --reason="..." [--references=DIR]
@@ -36,6 +36,8 @@ flags.DEFINE_string("reason", None, "Why these numbers become the reference (ble
 flags.DEFINE_string("report_dir", None, "Where report writes report.md/.html and figures (default: reports/<time>).")
 flags.DEFINE_bool("quiet", False, "One line per phase and the summary: no progress bars (run).")
 flags.DEFINE_bool("force", False, "Run although the tier's hardware or memory check fails; the record says so (run).")
+flags.DEFINE_bool("deterministic", False, "Deterministic ops (TF op determinism, XLA:GPU deterministic ops): the same "
+                  "seed gives identical numbers on the same machine, at some cost in speed (run).")
 flags.DEFINE_bool("check", False, "Only check that the reference files hold the theory entries; exit 1 if not (theory).")
 
 
@@ -86,6 +88,8 @@ def cmd_run(args: list[str]) -> int:
   if FLAGS.output_dir and len(experiments) > 1:
     raise UsageError("--output_dir names one run; with several experiments use --runs_dir")
   from harness import nets, preflight
+  if FLAGS.deterministic:
+    runner.enable_determinism()  # before anything computes: XLA reads its flags when it starts
   nets.configure_xla_cpu()  # XLA:CPU's vector width, before the first XLA program (the pre-flight's calibration)
   for exp in experiments:  # every experiment's pre-flight before the first runs (each run checks its own again)
     preflight.check(preflight.make_plan(exp, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype, mirrors=_mirrors(),
@@ -95,7 +99,7 @@ def cmd_run(args: list[str]) -> int:
     run_dir, record = runner.run(exp.name, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype,
                                  output_dir=FLAGS.output_dir or runner.default_run_dir(exp.name, FLAGS.tier, FLAGS.runs_dir),
                                  mirrors=_mirrors(), verbose=True, progress=not FLAGS.quiet, force=FLAGS.force,
-                                 references_dir=_references_dir())
+                                 references_dir=_references_dir(), deterministic=FLAGS.deterministic)
     if record["forced"]:
       print(f"forced past the pre-flight: {'; '.join(record['preflight']['forced'])}")
     print(f"wrote {os.path.join(run_dir, 'results.json')} ({record['wall_time_s']:.1f} s)")

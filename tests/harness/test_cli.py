@@ -48,6 +48,7 @@ def blessed(tmp_path_factory):
   assert result.stderr == ""
   # --quiet: one line per phase and the summary
   assert result.stdout.splitlines()[0].startswith("[sample] done in ") and len(result.stdout.splitlines()) == 3
+  assert json.load(open(os.path.join(run_dir, "results.json")))["deterministic"] is False
   result = harness("bless", run_dir, "--reason=first measured toy run", f"--references={refs}")
   assert result.returncode == 0, result.stderr
   return root, run_dir, refs
@@ -247,3 +248,20 @@ def test_a_real_run_writes_no_library_warnings_to_stderr(tmp_path, experiment):
   assert result.returncode in (0, 1), result.stderr   # claims of a tiny tier may fail; the output is the test
   assert not [line for line in result.stderr.splitlines() if any(n in line for n in LIBRARY_NOISE)], result.stderr
   assert result.stderr == ""
+
+
+@needs_mirror
+def test_deterministic_runs_repeat_exactly(tmp_path):
+  """--deterministic turns TF op determinism on and the record says so; two runs of the same seeds (trainings,
+  empirical NTKs, kernels) give identical metrics."""
+  records = []
+  for name in ("first", "second"):
+    result = harness("run", "--experiment=finite_vs_infinite_tiny", "--tier=smoke", f"--output_dir={tmp_path / name}",
+                     "--deterministic", "--quiet", mirrors=f"cifar10={EXACT_MIRROR}",
+                     modules=("tests.benchmarks.tiny_finite_vs_infinite",))
+    assert result.returncode in (0, 1), result.stderr
+    records.append(json.load(open(tmp_path / name / "results.json")))
+  first, second = records
+  assert first["deterministic"] is True and first["environment"]["op_determinism"] is True
+  assert first["metrics"] and {k: m["values"] for k, m in first["metrics"].items()} == {
+      k: m["values"] for k, m in second["metrics"].items()}

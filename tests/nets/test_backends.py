@@ -27,3 +27,24 @@ def test_per_program_options_defer_to_xla_flags(monkeypatch):
   assert backends.cpu_compiler_options() == {}
   monkeypatch.setenv("XLA_FLAGS", "")
   assert backends.cpu_compiler_options() == {"xla_cpu_prefer_vector_width": backends.CPU_VECTOR_WIDTH}
+
+
+def test_xla_flags_are_added_once():
+  environ = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
+  backends.add_xla_flag(backends.DETERMINISTIC_XLA_FLAG, environ)
+  backends.add_xla_flag(backends.DETERMINISTIC_XLA_FLAG, environ)
+  assert environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {backends.DETERMINISTIC_XLA_FLAG}"
+
+
+def test_determinism_under_jax_needs_the_flag_before_jax_starts():
+  """Under JAX, once its backends run, XLA_FLAGS is read already: turning determinism on then is an error (the CLI
+  sets it first); with the flag in place it is on. (TensorFlow: op determinism, checked by the CLI test.)"""
+  import keras
+  if keras.backend.backend() != "jax":
+    pytest.skip("JAX only")
+  import jax.numpy as jnp
+  from harness.nets.backends import jax as jax_backend
+  jnp.zeros(1).block_until_ready()  # JAX has started
+  with pytest.raises(RuntimeError, match="JAX has started already"):
+    jax_backend.enable_determinism({"XLA_FLAGS": ""})
+  jax_backend.enable_determinism({"XLA_FLAGS": backends.DETERMINISTIC_XLA_FLAG})  # already set: nothing to do

@@ -25,6 +25,8 @@ does not abstract:
   eager()                 context running compiled functions op by op (no tracing or XLA compilation)
   running_eagerly()       whether that context is active
   configure_process(env)  the process-wide settings of `configure_xla_cpu` that this backend needs
+  enable_determinism(env) every op deterministic from here on (TF op determinism / XLA:GPU's deterministic ops);
+                          deterministic() says whether it is on
 
 XLA:CPU code should use 512-bit vectors where the CPU has them (`CPU_VECTOR_WIDTH`; XLA's default prefers 256):
 a ReLU layer's angle loop is bound by latency, not arithmetic, so twice the entries per vector is nearly twice the
@@ -65,6 +67,23 @@ def prefer_cpu_vector_width(environ=os.environ) -> None:
   flags = environ.get("XLA_FLAGS", "")
   if _VECTOR_WIDTH_FLAG not in flags:
     environ["XLA_FLAGS"] = f"{flags} --{_VECTOR_WIDTH_FLAG}={CPU_VECTOR_WIDTH}".strip()
+
+
+DETERMINISTIC_XLA_FLAG = "--xla_gpu_deterministic_ops=true"
+
+
+def add_xla_flag(flag: str, environ=os.environ) -> None:
+  """Adds `flag` to environ's XLA_FLAGS (read when XLA starts: before any JAX computation or TF XLA compile)."""
+  flags = environ.get("XLA_FLAGS", "")
+  if flag not in flags.split():
+    environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+
+
+def enable_determinism(environ=None) -> None:
+  """Deterministic ops from here on, process-wide (`--deterministic`): run-to-run identical results on the same
+  hardware and software, at some cost in speed on accelerators. Call it before the first computation: XLA:GPU
+  reads the flag when it starts."""
+  current().enable_determinism(os.environ if environ is None else environ)
 
 
 def cpu_compiler_options() -> dict:

@@ -1,6 +1,7 @@
 """JAX pieces of harness.nets (see harness/nets/backends/__init__.py)."""
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import jax
@@ -45,6 +46,22 @@ def enable_float64() -> None:
   """float64 arrays need jax_enable_x64 (process-wide; float32 code is unaffected)."""
   if not jax.config.jax_enable_x64:
     jax.config.update("jax_enable_x64", True)
+
+
+def enable_determinism(environ) -> None:
+  """XLA:GPU's deterministic ops (XLA:CPU is deterministic already). XLA reads XLA_FLAGS when JAX starts its
+  backends, so a process that has computed already cannot turn it on: that is an error, not a silent no-op."""
+  if backends.DETERMINISTIC_XLA_FLAG in environ.get("XLA_FLAGS", "").split():
+    return
+  from jax._src import xla_bridge  # pylint: disable=import-outside-toplevel
+  if xla_bridge.backends_are_initialized():
+    raise RuntimeError("JAX has started already: set XLA_FLAGS=--xla_gpu_deterministic_ops=true before it does "
+                       "(the CLI's --deterministic does)")
+  backends.add_xla_flag(backends.DETERMINISTIC_XLA_FLAG, environ)
+
+
+def deterministic() -> bool:
+  return backends.DETERMINISTIC_XLA_FLAG in os.environ.get("XLA_FLAGS", "").split()
 
 
 def running_eagerly() -> bool:

@@ -108,6 +108,19 @@ def enable_float64() -> None:
   """TensorFlow always has float64."""
 
 
+def enable_determinism(environ) -> None:
+  """TF op determinism (deterministic kernels, or an error where an op has none) and XLA:GPU's deterministic ops
+  for the XLA-compiled kernels."""
+  backends.add_xla_flag(backends.DETERMINISTIC_XLA_FLAG, environ)
+  tf.config.experimental.enable_op_determinism()
+
+
+def deterministic() -> bool:
+  """Whether TF op determinism is on (no public getter in TF 2.21)."""
+  from tensorflow.python.framework import config as tf_config  # pylint: disable=import-outside-toplevel
+  return bool(tf_config.is_op_determinism_enabled())
+
+
 def running_eagerly() -> bool:
   """Whether compiled functions run op by op (`eager()`)."""
   return tf.config.functions_run_eagerly()
