@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TF     ?= cpu          # cpu -> tensorflow-cpu; gpu -> tensorflow[and-cuda]
+BACKEND ?= tensorflow  # tensorflow: TF (and JAX for test-jax); jax: JAX only, no TensorFlow (accelerator hosts)
 SHARED_DATA ?= $(abspath ../shared/data)
 # Offline mirrors of CIFAR-10 when ../shared/data is there (see README); otherwise TFDS as configured.
 ifneq ($(wildcard $(SHARED_DATA)/cifar10-exact-subset),)
@@ -18,15 +19,30 @@ PYTEST_ARGS ?=
 
 .PHONY: setup test test-jax smoke small paper plan compare report bench list clean
 
+ifeq ($(strip $(BACKEND)),jax)
+# JAX-only: Keras on JAX, data from mirrors (TFDS downloads need TensorFlow and say so); `make test` runs the
+# backend-portable tests. On a GPU host add JAX's CUDA wheels afterwards (pip install "jax[cuda12]==<pinned jax>").
+export KERAS_BACKEND := jax
+EXTRAS := jax,test
+CHECK := import keras, jax; print('keras', keras.__version__, 'jax', jax.__version__, '(no TensorFlow)')
+else
+EXTRAS := $(strip $(TF)),test,jax
+CHECK := import tensorflow as tf, keras, tensorflow_datasets, jax; print('tf', tf.__version__, 'keras', keras.__version__, 'jax', jax.__version__)
+endif
+
 setup:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[$(strip $(TF)),test,jax]"
-	$(PY) -c "import tensorflow as tf, keras, tensorflow_datasets, jax; print('tf', tf.__version__, 'keras', keras.__version__, 'jax', jax.__version__)"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -c "$(CHECK)"
 
 test:
+ifeq ($(strip $(BACKEND)),jax)
+	$(MAKE) test-jax
+else
 	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 	$(MAKE) test-jax
+endif
 
 # The backend-portable tests (kernels, online trainer, sharpness) again under the Keras JAX backend (CPU).
 test-jax:

@@ -259,10 +259,13 @@ def _evaluate(forward, params, non_trainable, eval_x: np.ndarray, batch_size: in
 
 
 def _write_back(model: keras.Model, params: list, non_trainable: list) -> None:
+  """Copies the training state into the model's variables. Copies: under JAX a variable holds the array it is
+  given, and Keras' own compiled calls on the model (an `on_log` that predicts) may donate the variables' buffers,
+  which would delete the arrays the next train step reads."""
   for variable, value in zip(model.trainable_variables, params):
-    variable.assign(value)
+    variable.assign(ops.copy(value))
   for variable, value in zip(model.non_trainable_variables, non_trainable):
-    variable.assign(value)
+    variable.assign(ops.copy(value))
 
 
 def _target_dtype(loss: str, y: np.ndarray, dtype: str) -> str:

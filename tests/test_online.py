@@ -176,14 +176,18 @@ def test_predictions_kept_at_logged_steps_and_step_zero_loss(loss):
   assert len(result.segment_s) == len(result.steps) and result.train_s == pytest.approx(sum(result.segment_s))
 
 
-def test_on_log_sees_the_weights_of_each_logged_step():
-  """The callback's model computes the predictions kept at that step, and training goes on unchanged after it."""
+@pytest.mark.parametrize("call", ["eager", "predict_on_batch"])
+def test_on_log_sees_the_weights_of_each_logged_step(call):
+  """The callback's model computes the predictions kept at that step, and training goes on unchanged after it,
+  also when the callback runs Keras' compiled predict (under JAX it donates the variables' buffers)."""
   model = _mlp(BASE_WIDTH, seed=2)
   eval_x, eval_y = _batches(1, seed=11)[0]
   seen = {}
   config = online.OnlineConfig(steps=4, learning_rate=0.2, momentum=0.5)
+  predict = (lambda m: keras.ops.convert_to_numpy(m(eval_x))) if call == "eager" else (
+      lambda m: np.asarray(m.predict_on_batch(eval_x)))
   result = online.train_online(model, _batches(4, seed=10), eval_x, eval_y, config, log_steps=2,
-                               on_log=lambda step, m: seen.setdefault(step, keras.ops.convert_to_numpy(m(eval_x))))
+                               on_log=lambda step, m: seen.setdefault(step, predict(m)))
   assert sorted(seen) == [0, 2, 4]
   for step, outputs in seen.items():
     np.testing.assert_allclose(result.predictions[step], outputs, rtol=1e-5, atol=1e-6)

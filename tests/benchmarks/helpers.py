@@ -19,3 +19,9 @@ def run_tiny(experiment: registry.Experiment, tier, output_dir: str, name: str, 
   finally:
     registry.unregister(name)
   return record
+
+
+def tiny_experiment(experiment: registry.Experiment, tier) -> registry.Experiment:
+  """`experiment` with only `tier` (its tests' tiny tier), named `<name>_tiny`: for CLI tests in a subprocess, which
+  register it through HARNESS_EXPERIMENT_MODULES=tests.benchmarks.tiny_<name>."""
+  return dataclasses.replace(experiment, name=f"{experiment.name}_tiny", tiers=(tier,))

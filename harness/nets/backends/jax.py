@@ -1,6 +1,7 @@
 """JAX pieces of harness.nets (see harness/nets/backends/__init__.py)."""
 from __future__ import annotations
 
+import logging
 import os
 from typing import Callable
 
@@ -12,7 +13,10 @@ from harness.nets import backends
 
 
 def configure_process(environ) -> None:  # pylint: disable=unused-argument
-  """`harness.nets.configure_xla_cpu` under JAX: nothing to set (the vector width goes to each program, `compile`)."""
+  """`harness.nets.configure_xla_cpu` under JAX: no flag to set (the vector width goes to each program, `compile`);
+  JAX's notice that the backends it probes are absent ("Unable to initialize backend 'tpu'", logged at INFO,
+  which absl's handler prints) is dropped: nothing a user can act on."""
+  logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 
 def compile(fn: Callable) -> Callable:  # pylint: disable=redefined-builtin

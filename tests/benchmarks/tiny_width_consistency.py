@@ -1,0 +1,6 @@
+"""`width_consistency_tiny` for the CLI tests (helpers.tiny_experiment): the real experiment's code, its tests' tiny tier."""
+from benchmarks.width_consistency.experiment import EXPERIMENT
+from tests.benchmarks import helpers
+from tests.benchmarks.test_width_consistency import _tiny
+
+EXPERIMENT = helpers.tiny_experiment(EXPERIMENT, _tiny)
