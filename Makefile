@@ -3,7 +3,9 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 TF     ?= cpu          # cpu -> tensorflow-cpu; gpu -> tensorflow[and-cuda]
-BACKEND ?= tensorflow  # tensorflow: TF (and JAX for test-jax); jax: JAX only, no TensorFlow (accelerator hosts)
+# tensorflow: TF (and JAX for test-jax); jax: JAX only, no TensorFlow (accelerator hosts). Default: jax for a venv
+# made by `make setup BACKEND=jax` (it has no TensorFlow), else tensorflow.
+BACKEND ?= $(if $(and $(wildcard $(VENV)/bin/python),$(if $(wildcard $(VENV)/lib/python*/site-packages/tensorflow),,no-tf)),jax,tensorflow)
 SHARED_DATA ?= $(abspath ../shared/data)
 # Offline mirrors of CIFAR-10 when ../shared/data is there (see README); otherwise TFDS as configured.
 ifneq ($(wildcard $(SHARED_DATA)/cifar10-exact-subset),)
@@ -24,7 +26,7 @@ ifeq ($(strip $(BACKEND)),jax)
 # backend-portable tests. On a GPU host add JAX's CUDA wheels afterwards (pip install "jax[cuda12]==<pinned jax>").
 export KERAS_BACKEND := jax
 EXTRAS := jax,test
-CHECK := import keras, jax; print('keras', keras.__version__, 'jax', jax.__version__, '(no TensorFlow)')
+CHECK := import importlib.util, keras, jax; assert importlib.util.find_spec('tensorflow') is None, 'TensorFlow is installed in $(VENV): make setup BACKEND=jax needs a fresh VENV'; print('keras', keras.__version__, 'jax', jax.__version__, '(no TensorFlow)')
 else
 EXTRAS := $(strip $(TF)),test,jax
 CHECK := import tensorflow as tf, keras, tensorflow_datasets, jax; print('tf', tf.__version__, 'keras', keras.__version__, 'jax', jax.__version__)

@@ -78,6 +78,11 @@ def _tf_op_determinism() -> bool:
     return os.environ.get("TF_DETERMINISTIC_OPS", "") in ("1", "true", "True")
 
 
+def _jax_deterministic() -> bool:
+  from harness.nets.backends import jax as jax_backend  # pylint: disable=import-outside-toplevel
+  return bool(jax_backend.deterministic())
+
+
 def _backend_state() -> dict[str, Any]:
   """Accelerators and numerics switches as the active Keras backend sees them."""
   import keras
@@ -114,7 +119,7 @@ def _backend_state() -> dict[str, Any]:
         "tf32_enabled": str(jax.config.jax_default_matmul_precision) not in ("highest", "float32"),
         "jax_enable_x64": bool(jax.config.jax_enable_x64),
         "xla_jit_auto": "jit (jax)",
-        "op_determinism": os.environ.get("XLA_FLAGS", "").find("deterministic") >= 0,
+        "op_determinism": _jax_deterministic(),
     })
   return state
 

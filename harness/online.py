@@ -258,14 +258,14 @@ def _evaluate(forward, params, non_trainable, eval_x: np.ndarray, batch_size: in
   return np.concatenate(out)
 
 
-def _write_back(model: keras.Model, params: list, non_trainable: list) -> None:
-  """Copies the training state into the model's variables. Copies: under JAX a variable holds the array it is
-  given, and Keras' own compiled calls on the model (an `on_log` that predicts) may donate the variables' buffers,
-  which would delete the arrays the next train step reads."""
+def _write_back(model: keras.Model, params: list, non_trainable: list, copy: bool = False) -> None:
+  """The training state into the model's variables. `copy` while training goes on: under JAX a variable holds the
+  array it is given, and Keras' own compiled calls on the model (an `on_log` that predicts) donate the variables'
+  buffers, which would delete the arrays the next train step reads."""
   for variable, value in zip(model.trainable_variables, params):
-    variable.assign(ops.copy(value))
+    variable.assign(ops.copy(value) if copy else value)
   for variable, value in zip(model.non_trainable_variables, non_trainable):
-    variable.assign(ops.copy(value))
+    variable.assign(ops.copy(value) if copy else value)
 
 
 def _target_dtype(loss: str, y: np.ndarray, dtype: str) -> str:
@@ -322,7 +322,7 @@ def train_online(model: keras.Model, stream: Iterable[tuple[np.ndarray, np.ndarr
     test_accuracy.append(accuracy)
     predictions[step] = f
     if on_log is not None:
-      _write_back(model, params, non_trainable)
+      _write_back(model, params, non_trainable, copy=True)
       on_log(step, model)
     return all(math.isfinite(v) for v in losses) and bool(np.all(np.isfinite(f)))
 
