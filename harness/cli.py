@@ -54,6 +54,13 @@ def _mirrors() -> str | None:
   return FLAGS.mirrors if FLAGS.mirrors is not None else os.environ.get("HARNESS_MIRRORS")
 
 
+def _experiments() -> list:
+  """The experiments --experiment names (comma-separated, or 'all'); HarnessError for an unknown one."""
+  from harness import registry
+  names = list(registry.load_all()) if FLAGS.experiment == "all" else FLAGS.experiment.split(",")
+  return [registry.get(n) for n in names]
+
+
 def cmd_list(args: list[str]) -> int:
   from harness import registry
   if args:
@@ -74,13 +81,12 @@ def cmd_list(args: list[str]) -> int:
 
 def cmd_run(args: list[str]) -> int:
   from harness import compare as compare_lib
-  from harness import references, registry, runner
+  from harness import references, runner
   if args:
     raise UsageError(f"run takes flags only, got {' '.join(args)}")
   if not FLAGS.experiment or not FLAGS.tier:
     raise UsageError("run needs --experiment and --tier")
-  names = list(registry.load_all()) if FLAGS.experiment == "all" else FLAGS.experiment.split(",")
-  experiments = [registry.get(n) for n in names]
+  experiments = _experiments()
   for exp in experiments:
     exp.tier(FLAGS.tier)  # fail on an unknown tier before any work (each run's pre-flight follows)
     if FLAGS.compare:
@@ -91,12 +97,13 @@ def cmd_run(args: list[str]) -> int:
   if FLAGS.deterministic:
     runner.enable_determinism()  # before anything computes: XLA reads its flags when it starts
   nets.configure_xla_cpu()  # XLA:CPU's vector width, before the first XLA program (the pre-flight's calibration)
-  for exp in experiments:  # every experiment's pre-flight before the first runs (each run checks its own again)
-    preflight.check(preflight.make_plan(exp, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype, mirrors=_mirrors(),
-                                        references_dir=_references_dir()), FLAGS.force)
+  plans = [preflight.make_plan(exp, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype, mirrors=_mirrors(),
+                               references_dir=_references_dir()) for exp in experiments]
+  for plan in plans:  # every experiment's pre-flight before the first runs
+    preflight.check(plan, FLAGS.force)
   results = []
-  for exp in experiments:
-    run_dir, record = runner.run(exp.name, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype,
+  for exp, plan in zip(experiments, plans):
+    run_dir, record = runner.run(exp.name, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype, plan=plan,
                                  output_dir=FLAGS.output_dir or runner.default_run_dir(exp.name, FLAGS.tier, FLAGS.runs_dir),
                                  mirrors=_mirrors(), verbose=True, progress=not FLAGS.quiet, force=FLAGS.force,
                                  references_dir=_references_dir(), deterministic=FLAGS.deterministic)
@@ -126,8 +133,7 @@ def cmd_plan(args: list[str]) -> int:
     raise UsageError(f"plan takes flags only, got {' '.join(args)}")
   if not FLAGS.experiment:
     raise UsageError("plan needs --experiment (a name, a comma-separated list, or 'all')")
-  names = list(registry.load_all()) if FLAGS.experiment == "all" else FLAGS.experiment.split(",")
-  experiments = [registry.get(n) for n in names]
+  experiments = _experiments()
   pairs = [(exp, t.name) for exp in experiments for t in exp.tiers if FLAGS.tier in (None, t.name)]
   from harness import nets
   nets.configure_xla_cpu()  # the calibration's matmul runs at the vector width the kernels would

@@ -69,18 +69,10 @@ def _nvidia_smi() -> list[dict[str, str]]:
   return gpus
 
 
-def _tf_op_determinism() -> bool:
-  """tf.config.experimental.enable_op_determinism() has no public getter in TF 2.21."""
-  try:
-    from tensorflow.python.framework import config as tf_config  # pylint: disable=import-outside-toplevel
-    return bool(tf_config.is_op_determinism_enabled())
-  except (ImportError, AttributeError):
-    return os.environ.get("TF_DETERMINISTIC_OPS", "") in ("1", "true", "True")
-
-
-def _jax_deterministic() -> bool:
-  from harness.nets.backends import jax as jax_backend  # pylint: disable=import-outside-toplevel
-  return bool(jax_backend.deterministic())
+def _op_determinism() -> bool:
+  """Whether `--deterministic` (harness.nets.backends.enable_determinism) is in force for the active backend."""
+  from harness.nets import backends  # pylint: disable=import-outside-toplevel
+  return bool(backends.current().deterministic())
 
 
 def _backend_state() -> dict[str, Any]:
@@ -101,7 +93,7 @@ def _backend_state() -> dict[str, Any]:
         "cuda_version": build.get("cuda_version"),
         "cudnn_version": build.get("cudnn_version"),
         "tf32_enabled": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
-        "op_determinism": _tf_op_determinism(),
+        "op_determinism": _op_determinism(),
         "xla_jit_auto": tf.config.optimizer.get_jit() or "off",
         "tf_xla_flags": os.environ.get("TF_XLA_FLAGS", ""),
         # oneDNN custom ops (on by default on x86 CPUs) reorder float sums: results move in the last bits.
@@ -119,7 +111,7 @@ def _backend_state() -> dict[str, Any]:
         "tf32_enabled": str(jax.config.jax_default_matmul_precision) not in ("highest", "float32"),
         "jax_enable_x64": bool(jax.config.jax_enable_x64),
         "xla_jit_auto": "jit (jax)",
-        "op_determinism": _jax_deterministic(),
+        "op_determinism": _op_determinism(),
     })
   return state
 

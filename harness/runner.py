@@ -62,11 +62,6 @@ def enable_determinism() -> None:
     raise HarnessError(f"--deterministic: {e}") from None
 
 
-def _deterministic() -> bool:
-  from harness.nets import backends  # pylint: disable=import-outside-toplevel
-  return bool(backends.current().deterministic())
-
-
 def peak_rss_bytes() -> int | None:
   """This process's peak resident memory so far (Linux reports kilobytes)."""
   try:
@@ -78,19 +73,21 @@ def peak_rss_bytes() -> int | None:
 
 def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dtype: str | None = None,
         output_dir: str | None = None, mirrors: str | None = None, verbose: bool = True, progress: bool | None = None,
-        force: bool = False, references_dir: str | None = None, deterministic: bool = False) -> tuple[str, dict]:
+        force: bool = False, references_dir: str | None = None, deterministic: bool = False,
+        plan: preflight.Plan | None = None) -> tuple[str, dict]:
   """Runs a tier; returns (run_dir, record). Raises HarnessError on bad input, and when the pre-flight
   (harness/preflight.py: data, hardware, memory) stops the run, before any work and before the run directory
   exists. verbose: a line per phase (with its expected time) and the summary; progress: bars with time estimates
   inside long phases (default: as verbose). force: run although the hardware or memory check fails (recorded).
-  deterministic: deterministic ops from here on, process-wide (harness.nets.backends.enable_determinism)."""
+  deterministic: deterministic ops from here on, process-wide (harness.nets.backends.enable_determinism).
+  plan: the pre-flight's plan when the caller made it already (the CLI checks every experiment's first)."""
   if deterministic:
     enable_determinism()
   experiment = registry.get(experiment_name)
   tier = experiment.tier(tier_name)
   config, seeds, dtype = resolve(experiment, tier, n_seeds, dtype)
-  plan = preflight.make_plan(experiment, tier.name, n_seeds=n_seeds, dtype=dtype, mirrors=mirrors,
-                             references_dir=references_dir)
+  plan = plan or preflight.make_plan(experiment, tier.name, n_seeds=n_seeds, dtype=dtype, mirrors=mirrors,
+                                     references_dir=references_dir)
   forced = preflight.check(plan, force)
   run_dir = output_dir or default_run_dir(experiment.name, tier.name)
   run_id = os.path.basename(os.path.normpath(run_dir))
@@ -114,7 +111,7 @@ def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dty
       "curves": ctx.curves, "claims": outcomes, "phases": ctx.phases, "wall_time_s": wall,
       "expected_runtime_s": tier.expected_runtime_s, "datasets": ctx.datasets, "notes": ctx.notes,
       "papers": [dataclasses.asdict(p) for p in experiment.papers], "environment": env,
-      "deterministic": _deterministic(), "forced": bool(forced), "preflight": {**plan.as_record(forced), "peak_rss_bytes": peak_rss_bytes()},
+      "deterministic": bool(env.get("op_determinism")), "forced": bool(forced), "preflight": {**plan.as_record(forced), "peak_rss_bytes": peak_rss_bytes()},
   }
   records.write_json_atomic(records.results_path(run_dir), record)
   return run_dir, record

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from typing import Callable
 
@@ -116,9 +117,13 @@ def enable_determinism(environ) -> None:
 
 
 def deterministic() -> bool:
-  """Whether TF op determinism is on (no public getter in TF 2.21)."""
-  from tensorflow.python.framework import config as tf_config  # pylint: disable=import-outside-toplevel
-  return bool(tf_config.is_op_determinism_enabled())
+  """Whether TF op determinism is on (no public getter in TF 2.21: the private one, else the environment variable
+  that also turns it on)."""
+  try:
+    from tensorflow.python.framework import config as tf_config  # pylint: disable=import-outside-toplevel
+    return bool(tf_config.is_op_determinism_enabled())
+  except (ImportError, AttributeError):
+    return os.environ.get("TF_DETERMINISTIC_OPS", "") in ("1", "true", "True")
 
 
 def running_eagerly() -> bool:
