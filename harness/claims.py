@@ -20,6 +20,9 @@ import numpy as np
 from harness import stats
 from harness.families import (Family, LabelError, MetricRef, MetricView, MissingMetric, Table, check_selection)
 from harness.metrics import Metric, format_value
+from harness.precision import Rounding, rounding_bound
+
+REFERENCE_DTYPE = "float64"   # the precision of theory values and of float64 routes; a run of unknown precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +44,10 @@ class Check:
   def _evaluate(self, view: MetricView) -> tuple[bool, str]:
     raise NotImplementedError
 
-  def evaluate(self, metrics: Mapping[str, Metric]) -> Outcome:
-    """Missing or non-finite metrics fail the check; other exceptions propagate (Claim reports them)."""
-    view = MetricView(metrics, self.families())
+  def evaluate(self, metrics: Mapping[str, Metric], dtype: str | None = None) -> Outcome:
+    """Missing or non-finite metrics fail the check; other exceptions propagate (Claim reports them).
+    `dtype`: the run's precision, for bounds stated as a `precision.Rounding` (None: float64)."""
+    view = MetricView(metrics, self.families(), dtype=dtype)
     try:
       passed, detail = self._evaluate(view)
     except MissingMetric as e:
@@ -386,16 +390,40 @@ class NotSignificantlyAbove(TableCheck):
 
 @dataclasses.dataclass(frozen=True)
 class AllWithin(TableCheck):
-  """Every selected metric's mean lies in [low, high] (None leaves a side open)."""
-  low: float | None = None
-  high: float | None = None
+  """Every selected metric's mean lies in [low, high] (None leaves a side open). A bound given as a
+  `precision.Rounding` (a metric that is itself a rounding error, e.g. the largest relative difference of two
+  routes to the same number) is its value at the run's precision plus float64 (the other route's).
+
+  With `alpha`, a per-seed metric (two or more seeds) whose mean is outside fails only when significantly
+  outside: the one-sided one-sample t-test of its per-seed values against the bound it crossed has p < alpha
+  (the seed mean of a noisy estimate, e.g. a fitted slope, is outside a fixed interval by chance more often
+  than a claim may fail)."""
+  low: float | Rounding | None = None
+  high: float | Rounding | None = None
+  alpha: float | None = None
 
   def describe(self) -> str:
-    return f"every metric in [{_bound(self.low, '-inf')}, {_bound(self.high, 'inf')}]: {self._scope()}"
+    test = f" (or not significantly outside: one-sided t, alpha {self.alpha:g})" if self.alpha else ""
+    return f"every metric in [{_bound(self.low, '-inf')}, {_bound(self.high, 'inf')}]{test}: {self._scope()}"
 
-  def check_group(self, label, table):
-    results = [(_inside(r.metric.mean, self.low, self.high), f"{_row_label(table, r)}{r.metric.mean:.4g}")
-               for r in table]
+  def _evaluate(self, view):
+    low, high = (_at_precision(b, view.dtype) for b in (self.low, self.high))
+    text = "".join(f" (bound {b:.3g} at {view.dtype or REFERENCE_DTYPE})" for b, given in ((low, self.low), (high, self.high))
+                   if isinstance(given, Rounding))
+    passed, detail = _all([self._check(label, table, low, high) for label, table in self.groups(view)])
+    return passed, detail + text
+
+  def _check(self, label, table, low, high):
+    results = []
+    for r in table:
+      text = f"{_row_label(table, r)}{r.metric.mean:.4g}"
+      inside = _inside(r.metric.mean, low, high)
+      if not inside and self.alpha and r.metric.n >= 2:
+        crossed, side = (low, "less") if low is not None and r.metric.mean < low else (high, "greater")
+        p = stats.one_sample_t_test(r.metric.values, crossed, alternative=side).p_value
+        inside = p >= self.alpha
+        text += f" ({'not ' if inside else ''}significantly {'below' if side == 'less' else 'above'} {crossed:g}, p={p:.2g})"
+      results.append((inside, text))
     return _all(results, prefix=_prefix(label))
 
 
@@ -425,6 +453,7 @@ class AgreesWithTheory(TableCheck):
   formula: str = ""
   rtol: float = 0.0
   atol: float = 0.0
+  rounding: Rounding | None = None   # the metric's rounding bound, at the run's precision (theory: float64)
 
   def __post_init__(self):
     super().__post_init__()
@@ -432,15 +461,21 @@ class AgreesWithTheory(TableCheck):
       raise ValueError("AgreesWithTheory needs a theory function and its formula")
 
   def describe(self) -> str:
-    return f"= {self.formula} within {self.atol:g} + {self.rtol:g}*|theory|: {self._scope()}"
+    extra = " + its rounding at the run's precision" if self.rounding is not None else ""
+    return f"= {self.formula} within {self.atol:g} + {self.rtol:g}*|theory|{extra}: {self._scope()}"
 
-  def check_group(self, label, table):
+  def _evaluate(self, view):
+    return _all([self._check(label, table, view.dtype or REFERENCE_DTYPE) for label, table in self.groups(view)])
+
+  def _check(self, label, table, dtype):
     worst, worst_row = 0.0, None
     failed = []
     for r in table:
       target = float(self.theory(**r.labels))
       error = abs(r.metric.mean - target)
-      if error > self.atol + self.rtol * abs(target):
+      rounding = 0.0 if self.rounding is None else rounding_bound(self.rounding.rule(r.labels), target, dtype,
+                                                                  REFERENCE_DTYPE)
+      if error > self.atol + self.rtol * abs(target) + rounding:
         failed.append(f"{r.name}: {r.metric.mean:.10g} vs {target:.10g}")
       rel = error / abs(target) if target else error
       if rel >= worst:
@@ -581,12 +616,12 @@ class Claim:
   def asserted_at(self, tier: str | None) -> bool:
     return self.tiers is None or tier is None or tier in self.tiers
 
-  def evaluate(self, metrics: Mapping[str, Metric], tier: str | None = None) -> dict:
+  def evaluate(self, metrics: Mapping[str, Metric], tier: str | None = None, dtype: str | None = None) -> dict:
     """The outcome record; an exception inside the check (a bug, not a missing metric) is an error naming
-    the claim: passed False, `error` set, verdict ERROR."""
+    the claim: passed False, `error` set, verdict ERROR. `dtype`: the run's precision (Rounding bounds)."""
     error = None
     try:
-      outcome = self.check.evaluate(metrics)
+      outcome = self.check.evaluate(metrics, dtype)
     except Exception as e:  # pylint: disable=broad-except
       error = f"claim {self.name}: check raised {type(e).__name__}: {e}"
       outcome = Outcome(False, error)
@@ -598,7 +633,16 @@ class Claim:
     return result
 
 
-def _bound(value: float | None, default: str) -> str:
+def _at_precision(bound, dtype: str | None):
+  """A bound as a number: a Rounding evaluated at the run's precision plus float64's (the other route)."""
+  if isinstance(bound, Rounding):
+    return rounding_bound(bound.rule(), 1.0, dtype or REFERENCE_DTYPE, REFERENCE_DTYPE)
+  return bound
+
+
+def _bound(value, default: str) -> str:
+  if isinstance(value, Rounding):
+    return f"{value.ulps_at():.3g}u (u of the run's precision + float64's)"
   return default if value is None else f"{value:.6g}"
 
 
@@ -646,8 +690,9 @@ def _all(results: list[tuple[bool, str]], prefix: str = "") -> tuple[bool, str]:
       f" (+{len(results) - 4} more)" if len(results) > 4 else "")
 
 
-def evaluate_all(claims: Sequence[Claim], metrics: Mapping[str, Metric], tier: str | None = None) -> list[dict]:
-  return [claim.evaluate(metrics, tier) for claim in claims]
+def evaluate_all(claims: Sequence[Claim], metrics: Mapping[str, Metric], tier: str | None = None,
+                 dtype: str | None = None) -> list[dict]:
+  return [claim.evaluate(metrics, tier, dtype) for claim in claims]
 
 
 def _asserted(outcome: Mapping) -> bool:

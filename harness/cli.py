@@ -185,8 +185,9 @@ def cmd_bless(args: list[str]) -> int:
   path = references.reference_path(ref_dir, record["experiment"], record["tier"])
   current = (references.load(ref_dir, record["experiment"], record["tier"]) if os.path.exists(path)
              else references.empty(record["experiment"], record["tier"]))
-  new, blessed, skipped = references.bless(current, record, records.metrics_of(record), FLAGS.reason.strip(),
-                                           experiment.rule_for, records.utc_now())
+  metrics = records.metrics_of(record)
+  new, blessed, skipped = references.bless(current, record, metrics, FLAGS.reason.strip(),
+                                           lambda name: experiment.rule_for(name, metrics), records.utc_now())
   new = _with_theory_entries(experiment, record["tier"], new)
   references.validate(new, path, record["experiment"], record["tier"])
   references.write(path, new)
@@ -206,30 +207,39 @@ def _with_theory_entries(experiment, tier: str, blob: dict) -> dict:
   return references.with_entries(blob, experiment.theory_references(experiment.tier(tier).config()))
 
 
+def _with_derived_rules(experiment, tier: str, blob: dict) -> dict:
+  """Theory entries, and each measured entry's `rounding` as its family derives it from the blessed values."""
+  from harness import references
+  new, unresolved = references.with_rounding(_with_theory_entries(experiment, tier, blob), experiment.rule_for)
+  for item in unresolved:
+    print(f"{experiment.name}/{tier}: rounding bound not derivable from the file, kept: {item}", file=sys.stderr)
+  return new
+
+
 def cmd_theory(args: list[str]) -> int:
-  """Writes each experiment's theory entries into every reference file it has (or, with --check, compares)."""
+  """Writes the derived parts of every reference file: each experiment's theory entries and the rounding bounds
+  of measured entries (or, with --check, compares)."""
   from harness import references, registry
   if args:
     raise UsageError(f"theory takes flags only, got {' '.join(args)}")
   ref_dir, stale = _references_dir(), []
   for experiment in registry.load_all().values():
-    if experiment.theory_references is None:
-      continue
     for t in experiment.tiers:
       path = references.reference_path(ref_dir, experiment.name, t.name)
       if not os.path.exists(path):
         continue
       current = references.load(ref_dir, experiment.name, t.name)
-      new = _with_theory_entries(experiment, t.name, current)
+      new = _with_derived_rules(experiment, t.name, current)
       references.validate(new, path, experiment.name, t.name)
       if new == current:
         continue
       stale.append(path)
       if not FLAGS.check:
         references.write(path, new)
-        print(f"wrote {path}: theory entries of {experiment.name}/{t.name}")
+        print(f"wrote {path}: theory entries and rounding bounds of {experiment.name}/{t.name}")
   if FLAGS.check:
-    print("theory entries up to date" if not stale else "theory entries missing or different in: " + ", ".join(stale))
+    print("theory entries and rounding bounds up to date" if not stale
+          else "theory entries or rounding bounds missing or different in: " + ", ".join(stale))
     return 1 if stale else 0
   return 0
 

@@ -52,7 +52,8 @@ def evaluate_claims(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     experiment = registry.get(record["experiment"])
   except HarnessError:
     return list(record["claims"])
-  return claims_lib.evaluate_all(experiment.claims, records.metrics_of(record), record.get("tier"))
+  return claims_lib.evaluate_all(experiment.claims, records.metrics_of(record), record.get("tier"),
+                                 record.get("dtype"))
 
 
 def compare(record: Mapping[str, Any], references_dir: str) -> Comparison:
@@ -61,7 +62,7 @@ def compare(record: Mapping[str, Any], references_dir: str) -> Comparison:
   rows = []
   for entry in blob["entries"]:
     measured = metrics.get(entry["metric"])
-    passed, detail = references.check(entry, measured)
+    passed, detail = references.check(entry, measured, record.get("dtype"), references.reference_dtype(blob, entry))
     rows.append(Row(metric=entry["metric"], reference=references.describe_reference(entry),
                     measured=summarize(measured.values) if measured and measured.values else "missing",
                     tolerance=references.describe_tolerance(entry["tolerance"]),

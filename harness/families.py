@@ -46,13 +46,16 @@ class Label:
 @dataclasses.dataclass(frozen=True, eq=False)
 class Family:
   """One kind of metric. `rule`: the tolerance rule `bless` gives new reference entries of the family
-  (harness.references; None: never blessed), restricted to the metrics whose labels match `rule_where`."""
+  (harness.references; None: never blessed), restricted to the metrics whose labels match `rule_where`.
+  `rounding` (harness.precision.Rounding): for a deterministic family, its rounding error bound, added to an
+  absolute or relative rule at the precisions of the run and of the reference (the rule's `rounding`)."""
   template: str
   unit: str = ""
   description: str = ""
   rule: Mapping[str, Any] | None = None
   rule_where: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   choices: Mapping[str, Sequence[Any]] = dataclasses.field(default_factory=dict)
+  rounding: Any = None  # harness.precision.Rounding (not imported here: precision imports numpy only)
 
   def __post_init__(self):
     labels, pattern = [], ["^"]
@@ -69,6 +72,8 @@ class Family:
     pattern.append("$")
     object.__setattr__(self, "_labels", tuple(labels))
     object.__setattr__(self, "_regex", re.compile("".join(pattern)))
+    if self.rounding is not None and (self.rule is None or self.rule.get("kind") not in ("absolute", "relative")):
+      raise ValueError(f"family {self.template!r}: rounding applies to an absolute or relative rule")
     for key in list(self.choices) + list(self.rule_where):
       if key not in self.label_names:
         raise LabelError(f"family {self.template!r} has no label {key!r} (labels: {', '.join(self.label_names)})")
@@ -133,11 +138,14 @@ class Family:
       return None
     return labels
 
-  def rule_for(self, labels: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The tolerance rule of the metric with these labels (None where `rule_where` excludes it)."""
+  def rule_for(self, labels: Mapping[str, Any], view: "MetricView | None" = None) -> Mapping[str, Any] | None:
+    """The tolerance rule of the metric with these labels (None where `rule_where` excludes it), with its
+    `rounding` evaluated for these labels (and `view`, the run's metrics, where the bound reads them)."""
     if self.rule is None or not _matches(labels, self.rule_where):
       return None
-    return self.rule
+    if self.rounding is None:
+      return self.rule
+    return {**self.rule, "rounding": self.rounding.rule(labels, view)}
 
   def at(self, **labels: Any) -> "MetricRef":
     """One metric of the family, named by all its labels (for checks comparing single metrics)."""
@@ -316,9 +324,11 @@ class MetricView:
   check cannot depend on metrics it did not declare.
   """
 
-  def __init__(self, metrics: Mapping[str, Metric], families: Iterable[Family] | None = None):
+  def __init__(self, metrics: Mapping[str, Metric], families: Iterable[Family] | None = None,
+               dtype: str | None = None):
     self._metrics = metrics
     self._allowed = None if families is None else tuple(families)
+    self.dtype = dtype  # the run's float precision, for precision-aware bounds (None: not known)
     self.read: list[str] = []
 
   def of(self, family: Family) -> Table:

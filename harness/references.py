@@ -24,6 +24,10 @@ Tolerance rules (`tolerance.kind`):
                  "greater": measured higher);
                test "k_pooled_se": fails when |mean difference| > k * sqrt(s_m^2/n_m + s_r^2/n_r).
   In every rule a NaN or infinite measurement fails.
+  An absolute or relative rule may carry `rounding` {"ulps": n, "relative": bool} (harness.precision): the
+  deterministic metric's rounding error bound, in unit roundoffs u, of |value| or absolute. The check then
+  allows atol (or rtol |value|) + n (u(run's precision) + u(reference's precision)) (|value| or 1): the
+  reference's precision is its blessing's `fingerprint.float_precision` (theory and paper values: float64).
 
 Provenance (`provenance.kind`):
   theory    {"derivation": how the number follows, "citation": paper/equation}
@@ -37,7 +41,7 @@ import math
 import os
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from harness import atomic, papers, stats
+from harness import atomic, papers, precision, stats
 from harness.errors import ReferenceFileError
 from harness.metrics import Metric, format_value
 
@@ -91,10 +95,13 @@ def validate_tolerance(rule: Any, field: str, v: _Validator) -> None:
   kind = rule.get("kind")
   if kind not in TOLERANCE_KINDS:
     v.fail(f"{field}.kind", f"must be one of {', '.join(TOLERANCE_KINDS)}, got {kind!r}")
-  if kind == "absolute":
-    v.number(rule, "atol", field, minimum=0)
-  elif kind == "relative":
-    v.number(rule, "rtol", field, minimum=0)
+  if kind in ("absolute", "relative"):
+    v.number(rule, "atol" if kind == "absolute" else "rtol", field, minimum=0)
+    if "rounding" in rule:
+      rounding = rule["rounding"]
+      if not isinstance(rounding, dict) or not isinstance(rounding.get("relative"), bool):
+        v.fail(f"{field}.rounding", "must be an object {ulps: number >= 0, relative: true/false}")
+      v.number(rounding, "ulps", f"{field}.rounding", minimum=0)
   elif kind == "interval":
     low, high = v.number(rule, "low", field), v.number(rule, "high", field)
     if low > high:
@@ -292,7 +299,7 @@ def empty(experiment: str, tier: str) -> dict[str, Any]:
 # -- writing -------------------------------------------------------------------------------------
 _TOP_KEYS = ("schema", "schema_version", "experiment", "tier", "blessings", "entries")
 _ENTRY_KEYS = ("metric", "value", "values", "seeds", "tolerance", "provenance")
-_RULE_KEYS = ("kind", "test")
+_RULE_KEYS = ("kind", "test", "atol", "rtol")
 _PROVENANCE_KEYS = ("kind", "blessing", "derivation", "citation", "arxiv", "location", "checked_against_text")
 _BLESSING_KEYS = ("run_id", "blessed_at", "reason", "commit", "dirty", "wall_time_s", "phases", "fingerprint")
 
@@ -354,10 +361,12 @@ def write(path: str, blob: Mapping[str, Any]) -> None:
 # -- checking ------------------------------------------------------------------------------------
 def describe_tolerance(rule: Mapping[str, Any]) -> str:
   kind = rule["kind"]
+  rounding = rule.get("rounding")
+  extra = "" if not rounding else f" + {rounding['ulps']:.3g}u" + (" rel" if rounding["relative"] else "")
   if kind == "absolute":
-    return f"±{rule['atol']:g}"
+    return f"±{rule['atol']:g}{extra}"
   if kind == "relative":
-    return f"±{rule['rtol']:g} rel"
+    return f"±{rule['rtol']:g} rel{extra}"
   if kind == "interval":
     return f"[{rule['low']:g}, {rule['high']:g}]"
   if rule["test"] == "welch_t":
@@ -377,8 +386,23 @@ def describe_reference(entry: Mapping[str, Any]) -> str:
   return "-"
 
 
-def check(entry: Mapping[str, Any], measured: Metric | None) -> tuple[bool, str]:
-  """Applies an entry's tolerance rule to a run's metric. Returns (passed, detail)."""
+REFERENCE_DTYPE_OF_THEORY = "float64"   # theory and paper values: closed forms evaluated in float64
+
+
+def reference_dtype(blob: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
+  """The precision an entry's value was computed in: its blessing's float_precision (theory/paper: float64)."""
+  if entry["provenance"]["kind"] != "measured":
+    return REFERENCE_DTYPE_OF_THEORY
+  blessing = blob.get("blessings", {}).get(entry["provenance"]["blessing"], {})
+  return blessing.get("fingerprint", {}).get("float_precision") or REFERENCE_DTYPE_OF_THEORY
+
+
+def check(entry: Mapping[str, Any], measured: Metric | None, dtype: str | None = None,
+          reference_dtype: str | None = None) -> tuple[bool, str]:
+  """Applies an entry's tolerance rule to a run's metric. Returns (passed, detail).
+
+  `dtype`, `reference_dtype`: the precisions of the run and of the reference value, for a rule's `rounding`
+  (each adds its unit roundoff; None adds nothing)."""
   if measured is None or not measured.values:
     return False, "metric missing from run"
   if not measured.finite:
@@ -386,13 +410,18 @@ def check(entry: Mapping[str, Any], measured: Metric | None) -> tuple[bool, str]
   rule = entry["tolerance"]
   kind = rule["kind"]
   value = measured.mean
-  if kind == "absolute":
+  if kind in ("absolute", "relative"):
     error = abs(value - entry["value"])
-    return error <= rule["atol"], f"|Δ|={error:.3g}"
-  if kind == "relative":
-    error = abs(value - entry["value"])
-    bound = rule["rtol"] * abs(entry["value"])
-    return error <= bound, f"|Δ|/|ref|={error / abs(entry['value']) if entry['value'] else math.inf:.3g}"
+    rounding = 0.0
+    if rule.get("rounding"):
+      rounding = precision.rounding_bound(rule["rounding"], entry["value"], *[d for d in (dtype, reference_dtype) if d])
+    if kind == "absolute":
+      detail = f"|Δ|={error:.3g}" + (f" vs {rule['atol'] + rounding:.3g}" if rounding else "")
+      return error <= rule["atol"] + rounding, detail
+    bound = rule["rtol"] * abs(entry["value"]) + rounding
+    relative = error / abs(entry["value"]) if entry["value"] else math.inf
+    detail = f"|Δ|/|ref|={relative:.3g}" + (f" vs {bound / abs(entry['value']):.3g}" if rounding and entry["value"] else "")
+    return error <= bound, detail
   if kind == "interval":
     return rule["low"] <= value <= rule["high"], ""
   reference = entry["values"]
@@ -407,6 +436,7 @@ def check(entry: Mapping[str, Any], measured: Metric | None) -> tuple[bool, str]
 
 # -- blessing ------------------------------------------------------------------------------------
 RuleFor = Callable[[str], "Mapping[str, Any] | None"]
+_DERIVED_RULE_KEYS = ("rounding",)   # parts of a rule derived by the family at each bless, never kept stale
 
 
 def blessing_of(record: Mapping[str, Any], reason: str, blessed_at: str) -> dict[str, Any]:
@@ -427,6 +457,34 @@ def with_entries(blob: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) 
   return dict(blob, entries=[by_metric[k] for k in sorted(by_metric)])
 
 
+def with_rounding(blob: Mapping[str, Any],
+                  rule_for: Callable[..., "Mapping[str, Any] | None"]) -> tuple[dict[str, Any], list[str]]:
+  """`blob` with each measured entry's `rounding` as its family states it (`rule_for(name, metrics)`), derived
+  from the blessed values themselves (a slope's bound reads its points), or dropped where the family states
+  none; and the entries whose bound reads metrics the file does not hold (kept as they are: re-bless a run)."""
+  from harness.families import MissingMetric  # pylint: disable=import-outside-toplevel
+  metrics = {}
+  for e in blob["entries"]:
+    values = e.get("values") or ([e["value"]] if "value" in e else [])
+    if values:
+      metrics[e["metric"]] = Metric(values=list(values), seeds=list(e.get("seeds") or [None] * len(values)))
+  entries, unresolved = [], []
+  for entry in blob["entries"]:
+    rule = entry["tolerance"]
+    if entry["provenance"]["kind"] == "measured" and rule["kind"] in ("absolute", "relative"):
+      try:
+        declared = rule_for(entry["metric"], metrics) or {}
+      except (MissingMetric, ValueError) as e:
+        unresolved.append(f"{entry['metric']} ({e})")
+        entries.append(entry)
+        continue
+      rule = {k: v for k, v in rule.items() if k not in _DERIVED_RULE_KEYS}
+      rule.update({k: declared[k] for k in _DERIVED_RULE_KEYS if k in declared})
+      entry = dict(entry, tolerance=rule)
+    entries.append(entry)
+  return dict(blob, entries=entries), unresolved
+
+
 def prune_blessings(blob: Mapping[str, Any]) -> dict[str, Any]:
   """`blob` without the blessings no entry points at."""
   used = {e["provenance"]["blessing"] for e in blob["entries"] if e["provenance"]["kind"] == "measured"}
@@ -438,7 +496,8 @@ def bless(current: Mapping[str, Any], record: Mapping[str, Any], metrics: Mappin
   """Returns the new reference blob, the metrics blessed and those skipped (no rule / not enough seeds).
 
   `rule_for(metric_name)`: the experiment's declared tolerance rule for that metric (None when it declares
-  none); a metric that already has an entry keeps that entry's rule. Entries with theory or paper
+  none); a metric that already has an entry keeps that entry's rule, except its `rounding`, a derived bound
+  that the family states afresh for this run (or drops, when the family no longer states one). Entries with theory or paper
   provenance are kept as they are (a run never overwrites them), and so are entries of metrics this run
   does not bless. Blessings no entry points at any more are dropped.
   """
@@ -450,7 +509,11 @@ def bless(current: Mapping[str, Any], record: Mapping[str, Any], metrics: Mappin
     existing = by_metric.get(name)
     if existing is not None and existing["provenance"]["kind"] != "measured":
       continue
-    rule = existing["tolerance"] if existing is not None else rule_for(name)
+    declared = rule_for(name)
+    rule = existing["tolerance"] if existing is not None else declared
+    if existing is not None:
+      rule = {k: v for k, v in rule.items() if k not in _DERIVED_RULE_KEYS}
+      rule.update({k: declared[k] for k in _DERIVED_RULE_KEYS if declared and k in declared})
     if rule is None:
       skipped.append(f"{name} (no tolerance rule declared)")
       continue

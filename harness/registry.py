@@ -130,10 +130,14 @@ class Experiment:
     """The declared family that writes `metric_name`, with its labels (None if none does)."""
     return families_lib.family_of(metric_name, self.families)
 
-  def rule_for(self, metric_name: str) -> Mapping[str, Any] | None:
-    """The tolerance rule `bless` gives a new reference entry of this metric (None: not blessed)."""
+  def rule_for(self, metric_name: str, metrics: "Mapping[str, Any] | None" = None) -> Mapping[str, Any] | None:
+    """The tolerance rule `bless` gives a new reference entry of this metric (None: not blessed); `metrics`,
+    the blessed run's, for rounding bounds that read other metrics of the run."""
     found = self.family_of(metric_name)
-    return None if found is None else found[0].rule_for(found[1])
+    if found is None:
+      return None
+    view = None if metrics is None else families_lib.MetricView(metrics)
+    return found[0].rule_for(found[1], view)
 
   def tier(self, name: str) -> Tier:
     for t in self.tiers:

@@ -101,7 +101,7 @@ def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dty
   env = environment.fingerprint(dtype)
   experiment.run(config, ctx)
   wall = time.perf_counter() - start
-  outcomes = claims_lib.evaluate_all(experiment.claims, ctx.metrics, tier.name)
+  outcomes = claims_lib.evaluate_all(experiment.claims, ctx.metrics, tier.name, dtype)
   record = {
       "schema": records.SCHEMA, "schema_version": records.SCHEMA_VERSION, "run_id": run_id,
       "experiment": experiment.name, "tier": tier.name, "status": "complete",

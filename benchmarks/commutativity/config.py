@@ -10,6 +10,8 @@ INPUT_SETS = ("synthetic", "cifar10")
 INPUT_CORRELATIONS = (0.0, 0.25, 0.5, 0.75, 0.9)
 CIFAR_POOL = 4000          # official train images 0..3999 (the exact-pixel mirror holds these)
 CIFAR_SEED = 0
+MAX_SYNTHETIC_POINTS = 16        # synthetic inputs: len(input_correlations) + 1 points in as many dimensions
+MAX_KERNEL_DEPTH = 1024          # deepest infinite-width kernel of any tier (the identity claim's rounding bound)
 MIN_DEPTHS_FOR_RATE = 64         # the largest kernel depth of every tier is at least this
 SCALE_ONE_MIN_DEPTH = 32         # the second-largest kernel depth: where the s = 1 collapse-rate correction <= 3%
 KERAS_MIN_NETS = 50              # per point and sampler: below this the KS test has little power
@@ -37,6 +39,9 @@ class CommutativityConfig:
     unknown = set(self.activations) - set(ACTIVATIONS)
     if unknown:
       raise ValueError(f"unknown activations {sorted(unknown)}; choose from {ACTIVATIONS}")
+    if len(self.input_correlations) + 1 > MAX_SYNTHETIC_POINTS or max(self.kernel_depths) > MAX_KERNEL_DEPTH:
+      raise ValueError(f"at most {MAX_SYNTHETIC_POINTS - 1} input correlations and kernel depths <= "
+                       f"{MAX_KERNEL_DEPTH} (the rounding bounds of families.py assume them)")
     if max(self.kernel_depths) < MIN_DEPTHS_FOR_RATE:
       raise ValueError(f"kernel_depths must reach {MIN_DEPTHS_FOR_RATE} for the rate claim")
     if len(self.kernel_depths) < 3 or len(self.widths) < 3 or len(self.joint_sizes) < 3:

@@ -37,8 +37,10 @@ class ClosedForm:
   def entry(self, **labels: Any) -> dict[str, Any]:
     """A reference entry with theory provenance for the metric with these (and the fixed) labels."""
     labels = {**self.labels, **labels}
-    return {"metric": self.family.name(**labels), "value": float(self.value(**labels)),
-            "tolerance": {"kind": "relative", "rtol": self.rtol},
+    tolerance = {"kind": "relative", "rtol": self.rtol}
+    if self.family.rounding is not None:  # computed in the run's precision: its rounding bound (families.py)
+      tolerance["rounding"] = self.family.rounding.rule(labels)
+    return {"metric": self.family.name(**labels), "value": float(self.value(**labels)), "tolerance": tolerance,
             "provenance": {"kind": "theory", "derivation": self.derivation, "citation": self.citation}}
 
 

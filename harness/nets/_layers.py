@@ -34,6 +34,19 @@ def layer_seed(model_seed: int, index: int) -> int:
   return seeding.seed31(model_seed, index)
 
 
+class _NormalDrawnInFloat32(keras.initializers.RandomNormal):
+  """RandomNormal whose draw is the same in every precision: drawn in float32, then cast to the variable's dtype.
+
+  Keras draws a seed's normals with a different generator per dtype (float32 and float64 draws of one seed are
+  uncorrelated), so `--dtype=float64` would change a seed's initial weights, not only the arithmetic: a
+  one-seed learning-rate sweep then picks another rate and every statistic moves with it (width_consistency's
+  smoke tier did). Drawing in float32 keeps float32 runs as they were and makes a float64 run of a seed start
+  from the same weights, rounded."""
+
+  def __call__(self, shape, dtype=None):
+    return ops.cast(super().__call__(shape, dtype="float32"), dtype or "float32")
+
+
 class _Affine(keras.layers.Layer):
   """Shared parts of NTKDense / NTKConv: scaling, initialisation, config."""
 
@@ -55,8 +68,8 @@ class _Affine(keras.layers.Layer):
   def _initializer(self, which: str, seed: int | None = None):
     seed = self.seed if seed is None else seed
     if which == "kernel":
-      return keras.initializers.RandomNormal(0.0, self.scaling.weight_init_std, seed=seed)
-    return keras.initializers.RandomNormal(0.0, self.scaling.bias_init_std, seed=(seed + 1) & 0x7FFFFFFF)
+      return _NormalDrawnInFloat32(0.0, self.scaling.weight_init_std, seed=seed)
+    return _NormalDrawnInFloat32(0.0, self.scaling.bias_init_std, seed=(seed + 1) & 0x7FFFFFFF)
 
   def reinitialize(self, seed: int) -> None:
     """Fresh weights from this layer's initial distribution, drawn with `seed`."""

@@ -224,3 +224,26 @@ def test_power_law_slope_over_the_largest_x_only():
   assert not claims.PowerLawSlope(GRID, x="n", interval=(-1.05, -0.95)).evaluate(metrics).passed
   with pytest.raises(ValueError):
     claims.PowerLawSlope(GRID, x="n", last=2)
+
+
+def test_all_within_with_alpha_fails_only_when_significantly_outside():
+  check = claims.AllWithin(A, low=-0.6, high=-0.4, alpha=0.01)
+  noisy = {"a/x": m(-0.41, -0.61, -0.35, -0.56), "a/y": m(-0.50, -0.52)}
+  assert not claims.AllWithin(A, low=-0.6, high=-0.4).evaluate({**noisy, "a/x": m(-0.55, -0.70, -0.58, -0.58)}).passed
+  assert check.evaluate({**noisy, "a/x": m(-0.55, -0.70, -0.58, -0.58)}).passed      # mean -0.6025, p ~ 0.46
+  outcome = check.evaluate({**noisy, "a/x": m(-0.65, -0.66, -0.64, -0.65)})
+  assert not outcome.passed and "significantly below -0.6" in outcome.detail
+  assert not check.evaluate({**noisy, "a/y": m(-0.30, -0.31, -0.29)}).passed
+  assert not check.evaluate({**noisy, "a/y": m(-0.39)}).passed   # one value: no test, the interval decides
+
+
+def test_rounding_bounds_are_taken_at_the_runs_precision():
+  from harness.precision import Rounding, unit_roundoff
+  check = claims.AllWithin(SCALAR, high=Rounding(1000, relative=False))
+  float32_error = {"scalar/x": m(500 * unit_roundoff("float32"))}
+  assert check.evaluate(float32_error, "float32").passed
+  assert not check.evaluate(float32_error, "float64").passed and not check.evaluate(float32_error).passed
+  assert not check.evaluate({"scalar/x": m(2000 * unit_roundoff("float32"))}, "float32").passed
+  theory = claims.AgreesWithTheory(SCALAR, theory=lambda **_: 3.0, formula="3", rounding=Rounding(100))
+  near = {"scalar/x": m(3.0 * (1 + 50 * unit_roundoff("float32")))}
+  assert theory.evaluate(near, "float32").passed and not theory.evaluate(near, "float64").passed

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from harness import references
+from harness import precision, references
 from harness.errors import ReferenceFileError
 from harness.metrics import Metric
 
@@ -74,6 +74,56 @@ def test_non_finite_always_fails(bad, tolerance):
   assert not references.check(e, metric(0.5, bad))[0]
 
 
+# -- rounding: deterministic metrics checked within the rounding of the run's precision -------------------
+ROUNDED = {"kind": "relative", "rtol": 1e-12, "rounding": {"ulps": 100.0, "relative": True}}
+U32, U64 = precision.unit_roundoff("float32"), precision.unit_roundoff("float64")
+
+
+@pytest.mark.parametrize("relative, scale", [(True, 40.0), (False, 1.0)])
+def test_rounding_allows_float32_rounding_in_float32_runs_only(relative, scale):
+  """100 ulps of a float32 run (plus the float64 reference's): a float32 run within it passes, a float64 run
+  with the same error fails, and a perturbation of twice the bound fails in float32 too (mutation)."""
+  e = entry({"kind": "absolute", "atol": 0.0, "rounding": {"ulps": 100.0, "relative": relative}}, value=40.0)
+  bound = 100.0 * (U32 + U64) * scale
+  for sign in (1, -1):
+    assert references.check(e, metric(40.0 + sign * 0.9 * bound), "float32", "float64")[0]
+    assert not references.check(e, metric(40.0 + sign * 0.9 * bound), "float64", "float64")[0]
+    assert not references.check(e, metric(40.0 + sign * 2.0 * bound), "float32", "float64")[0]
+  assert references.check(e, metric(40.0 + 0.9 * bound), "float32")[0]  # precision of the reference unknown
+  assert not references.check(e, metric(40.0 + 0.9 * bound))[0]  # no precision known: the rule's atol alone
+
+
+def test_rounding_adds_to_the_relative_rule_and_says_so():
+  e = entry(ROUNDED, value=-3.0)
+  bound = 1e-12 * 3.0 + 100.0 * (U32 + U64) * 3.0
+  assert references.check(e, metric(-3.0 - 0.99 * bound), "float32", "float64")[0]
+  passed, detail = references.check(e, metric(-3.0 - 1.01 * bound), "float32", "float64")
+  assert not passed and " vs " in detail
+  assert references.describe_tolerance(ROUNDED) == "±1e-12 rel + 100u rel"
+
+
+def test_reference_precision_is_the_blessed_runs():
+  blob = valid_blob()
+  blob["blessings"]["r1"]["fingerprint"] = dict(ENV, float_precision="float32")
+  assert references.reference_dtype(blob, blob["entries"][3]) == "float32"
+  assert references.reference_dtype(blob, blob["entries"][0]) == "float64"   # theory
+
+
+def test_bless_and_with_rounding_state_the_familys_bound_afresh():
+  current = valid_blob()
+  current["entries"][3]["tolerance"] = {"kind": "relative", "rtol": 1e-9, "rounding": {"ulps": 1.0, "relative": True}}
+  declared = lambda name, metrics=None: {"kind": "absolute", "atol": 9.0, "rounding": {"ulps": 64.0, "relative": False}}
+  new, blessed, _ = references.bless(current, record(), {"r": metric(7.5)}, "x", declared, "2026-03-01")
+  assert blessed == ["r"]
+  assert new["entries"][3]["tolerance"] == {"kind": "relative", "rtol": 1e-9,   # the rule kept, its rounding derived
+                                            "rounding": {"ulps": 64.0, "relative": False}}
+  refreshed, unresolved = references.with_rounding(current, declared)
+  assert refreshed["entries"][3]["tolerance"]["rounding"] == {"ulps": 64.0, "relative": False} and not unresolved
+  assert refreshed["entries"][0] == current["entries"][0]   # theory entries are the theory's to state
+  dropped, _ = references.with_rounding(current, lambda name, metrics=None: {"kind": "relative", "rtol": 1e-9})
+  assert "rounding" not in dropped["entries"][3]["tolerance"]
+
+
 def test_missing_metric_fails():
   assert not references.check(entry({"kind": "absolute", "atol": 1}), None)[0]
 
@@ -129,6 +179,9 @@ def valid_blob():
     (lambda b: b["blessings"]["r1"].update(phases=[3.0]), "blessings.r1.phases"),
     (lambda b: b["blessings"]["r1"].update(reason=" "), "blessings.r1.reason"),
     (lambda b: b["blessings"]["r1"].pop("commit"), "blessings.r1.commit"),
+    (lambda b: b["entries"][3]["tolerance"].update(rounding={"ulps": -1, "relative": True}),
+     "entries[3].tolerance.rounding.ulps"),
+    (lambda b: b["entries"][3]["tolerance"].update(rounding={"ulps": 8}), "entries[3].tolerance.rounding"),
 ])
 def test_validation_names_file_and_field(mutate, field, tmp_path):
   blob = valid_blob()

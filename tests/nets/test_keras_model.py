@@ -60,6 +60,22 @@ def test_seeding_is_deterministic_and_reinitialize_reproduces_it():
 
 
 @pytest.mark.backend_portable
+def test_a_seed_draws_the_same_weights_in_every_precision():
+  """--dtype changes the arithmetic, not the draw: float64 weights are the float32 draw, cast (Keras would
+  draw uncorrelated normals per dtype, and a one-seed learning-rate sweep then picked another rate)."""
+  spec = nets.serial(nets.Conv(3, w_std=1.4, b_std=0.1), nets.Relu(), nets.Flatten(), nets.Dense(w_std=1.0, b_std=0.2))
+  weights = {}
+  for dtype in ("float32", "float64"):
+    model = spec.keras_model(width=4, input_shape=(5, 5, 2), num_outputs=3, dtype=dtype, seed=11)
+    weights[dtype] = [np.asarray(v) for v in model.weights]
+    nets.reinitialize(model, 12)
+    weights[dtype + "/reinitialized"] = [np.asarray(v) for v in model.weights]
+  for key in ("", "/reinitialized"):
+    for w32, w64 in zip(weights["float32" + key], weights["float64" + key]):
+      assert w64.dtype == np.float64 and np.any(w32 != 0)
+      np.testing.assert_array_equal(w32.astype(np.float64), w64)
+
+
 def test_config_round_trip_and_save_load(tmp_path):
   model = _cnn().keras_model(WIDTH, IMAGE_SHAPE, 2, parameterization="mup", seed=SEED)
   x = _x(IMAGE_SHAPE)
