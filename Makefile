@@ -17,6 +17,7 @@ EXPERIMENT ?= all
 RUN ?=
 RUNS ?=
 TIER ?=
+DTYPE ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup test test-jax smoke small paper plan compare report bench list clean
@@ -58,8 +59,9 @@ plan:
 	$(PY) -m harness plan --experiment=$(EXPERIMENT) $(if $(TIER),--tier=$(TIER))
 
 # Every experiment's smoke tier, then compare with reference_results/; nonzero exit on any failure.
+# In the other precision: make smoke DTYPE=float32 (references hold; deterministic ones within float32 rounding).
 smoke:
-	$(PY) -m harness run --experiment=all --tier=smoke --compare
+	$(PY) -m harness run --experiment=$(EXPERIMENT) --tier=smoke --compare $(if $(DTYPE),--dtype=$(DTYPE))
 
 small:
 	$(PY) -m harness run --experiment=$(EXPERIMENT) --tier=small --compare
