@@ -20,7 +20,7 @@ TIER ?=
 DTYPE ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-jax smoke small paper plan compare report bench list clean
+.PHONY: setup test test-jax smoke small paper plan compare report bench bench-compare bench-smoke list clean
 
 ifeq ($(strip $(BACKEND)),jax)
 # JAX-only: Keras on JAX, data from mirrors (TFDS downloads need TensorFlow and say so); `make test` runs the
@@ -43,7 +43,8 @@ test:
 ifeq ($(strip $(BACKEND)),jax)
 	$(MAKE) test-jax
 else
-	$(PY) -m pytest -n auto $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto -m "not serial" $(PYTEST_ARGS)
+	$(PY) -m pytest -m serial $(PYTEST_ARGS)
 	$(MAKE) test-jax
 endif
 
@@ -78,9 +79,23 @@ report:
 	@test -n "$(RUNS)" || (echo "usage: make report RUNS='runs/<id> [runs/<id> ...]'" >&2; exit 2)
 	$(PY) -m harness report $(RUNS)
 
-# Speed benchmarks (pytest-benchmark); not part of `make test`.
+# Speed benchmarks (pytest-benchmark); not part of `make test`. `make bench` saves this machine's baseline,
+# `make bench-compare` reruns and fails on a benchmark > 10% slower (median of the rounds pooled over BENCH_PASSES
+# interleaved passes; harness/benchcompare.py). Storage: pytest-benchmark's, under .benchmarks/<machine class>.
+BENCH_PASSES ?= 3
+BENCH_STORAGE ?= .benchmarks/$(shell $(PY) -m harness.benchcompare machine-id 2>/dev/null)
+BENCH_PYTEST = $(PY) -m pytest benchmarks/perf --benchmark-enable -p no:xdist -s --benchmark-save-data \
+	--benchmark-storage=file://$(BENCH_STORAGE)
 bench:
-	$(PY) -m pytest benchmarks/perf --benchmark-enable -p no:xdist -s $(PYTEST_ARGS)
+	for pass in $$(seq $(BENCH_PASSES)); do $(BENCH_PYTEST) --benchmark-save=baseline-pass$$pass $(PYTEST_ARGS) || exit 1; done
+
+bench-compare:
+	for pass in $$(seq $(BENCH_PASSES)); do $(BENCH_PYTEST) --benchmark-save=current-pass$$pass $(PYTEST_ARGS) || exit 1; done
+	$(PY) -m harness.benchcompare compare --storage=$(BENCH_STORAGE)
+
+# CI: every benchmark runs once on its smallest input, untimed (a smoke of the benchmark code, not a measurement).
+bench-smoke:
+	HARNESS_BENCH_SMOKE=1 $(PY) -m pytest benchmarks/perf -p no:xdist $(PYTEST_ARGS)
 
 clean:
 	rm -rf runs reports .benchmarks

@@ -7,6 +7,20 @@ from harness import nets
 nets.configure_xla_cpu()  # the settings `harness run` uses, before the first XLA compilation
 
 
+def pytest_benchmark_update_machine_info(config, machine_info):  # pylint: disable=unused-argument
+  """pytest-benchmark's machine record plus what moves the numbers: the machine class `make bench-compare`
+  matches baselines by (harness.benchcompare.machine_id), accelerators, library versions, Keras backend, XLA
+  and numerics switches (harness.environment)."""
+  from harness import benchcompare, environment  # pylint: disable=import-outside-toplevel
+  env = environment.fingerprint()
+  machine_info[benchcompare.MACHINE_KEY] = benchcompare.machine_id(env)
+  machine_info["harness_environment"] = {
+      key: env.get(key) for key in ("cpu_model", "cpu_cores", "cpu_affinity", "memory_bytes", "accelerator_kind",
+                                    "accelerator_count", "accelerator_names", "gpus_nvidia_smi", "cuda_version",
+                                    "cudnn_version", "versions", "keras_backend", "tf32_enabled", "op_determinism",
+                                    "xla_jit_auto", "tf_xla_flags", "onednn_opts", "git")}
+
+
 def _format(value, spec: str) -> str:
   return "-" if value is None else format(value, spec)
 

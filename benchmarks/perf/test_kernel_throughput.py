@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import pathlib
 import statistics
 import time
@@ -43,7 +44,10 @@ import pytest
 from harness import nets
 from harness.precision import DTYPES
 
-DEPTH = 10
+# `make bench-smoke` (CI): every case once, depth 2 on a 1 x 1 block, one untimed round: the benchmark code runs,
+# nothing is measured.
+SMOKE = os.environ.get("HARNESS_BENCH_SMOKE") == "1"
+DEPTH = 2 if SMOKE else 10
 W_STD, B_STD = 2.0**0.5, 0.1
 SEED = 0
 ROUNDS = 5
@@ -64,6 +68,8 @@ EMPIRICAL_CASES = {
 }
 
 RESULTS: list[dict] = []  # rows of the table printed by conftest.pytest_terminal_summary
+# Tests of `make bench-compare` slow every timed call down by this factor (a deliberately slowed kernel).
+SLOWDOWN = float(os.environ.get("HARNESS_BENCH_SLOWDOWN", "1"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +110,29 @@ def flops_per_entry(case: Case, depth: int = DEPTH) -> int:
   return pairs * (2 * c + depth * per_layer_conv + AFFINE_FLOPS)
 
 
+def forward_flops(model) -> int:
+  """FLOPs of one example's forward pass through the affine layers: 2 x kernel size x output positions."""
+  total = 0
+  for layer in model.layers:
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None:
+      continue
+    positions = math.prod(int(d) for d in layer.output.shape[1:-1])
+    total += 2 * math.prod(int(d) for d in kernel.shape) * positions
+  return total
+
+
+def empirical_ntk_flops_per_entry(model, n1: int, n2: int, traced: bool = True) -> float:
+  """FLOPs per (x, x') entry of an empirical NTK by Jacobian contraction: the Jacobians (reverse mode, one pass
+  per output, ~3 x forward: Griewank & Walther 2008, section 4.6) amortised over the block, plus the contraction
+  2 P per output pair (k of them traced, k^2 untraced)."""
+  outputs = int(model.outputs[0].shape[-1])
+  params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+  jacobians = (n1 + n2) * outputs * 3 * forward_flops(model)
+  contraction = n1 * n2 * 2 * params * (outputs if traced else outputs**2)
+  return (jacobians + contraction) / (n1 * n2)
+
+
 def nt_entries_per_s(key: str) -> float | None:
   """Median neural-tangents entries/s over recorded runs (float64, jit), or None without a baseline."""
   if not NT_BASELINE.exists():
@@ -134,6 +163,8 @@ def _timed(fn, *args, **kwargs):
   def call():
     start = time.perf_counter()
     out = fn(*args, **kwargs)
+    if SLOWDOWN > 1:
+      time.sleep((SLOWDOWN - 1) * (time.perf_counter() - start))
     seconds.append(time.perf_counter() - start)
     return out
 
@@ -144,6 +175,8 @@ def _median_call_s(benchmark, fn, *args, **kwargs):
   """(output, median over ROUNDS rounds of the mean call time, calls per round); a round is as many calls as
   last at least MIN_ROUND_S."""
   call, seconds = _timed(fn, *args, **kwargs)
+  if SMOKE:
+    return benchmark.pedantic(call, rounds=1, iterations=1), seconds[-1], 1
   call()  # one warm call outside the rounds sets the count from a steady-state time
   calls = max(1, math.ceil(MIN_ROUND_S / max(seconds.pop(), 1e-6)))
   out = benchmark.pedantic(call, rounds=ROUNDS, iterations=calls)
@@ -156,12 +189,13 @@ def _median_call_s(benchmark, fn, *args, **kwargs):
 def test_kernel_throughput(benchmark, name, dtype):
   case = CASES[name]
   rng = np.random.default_rng(SEED)
-  n1, n2 = case.block
+  n1, n2 = (1, 1) if SMOKE else case.block
   x1 = rng.standard_normal((n1,) + case.input_shape)
   x2 = rng.standard_normal((n2,) + case.input_shape)
   spec = network(case.architecture)
   start = time.perf_counter()
-  spec.kernel(x1, x2, get=("nngp", "ntk"), dtype=dtype)  # trace + compile
+  if not SMOKE:
+    spec.kernel(x1, x2, get=("nngp", "ntk"), dtype=dtype)  # trace + compile
   first_call_s = time.perf_counter() - start
   out, median, calls = _median_call_s(benchmark, spec.kernel, x1, x2, get=("nngp", "ntk"), dtype=dtype)
   assert all(np.all(np.isfinite(out[g])) for g in ("nngp", "ntk"))
@@ -188,7 +222,8 @@ def test_empirical_ntk_throughput(benchmark, name):
   model = spec().keras_model(width=width, input_shape=shape, num_outputs=EMPIRICAL_OUTPUTS, parameterization="ntk",
                              seed=SEED)
   start = time.perf_counter()
-  nets.empirical_ntk(model, x1, x2, batch_size=EMPIRICAL_BLOCK)
+  if not SMOKE:
+    nets.empirical_ntk(model, x1, x2, batch_size=EMPIRICAL_BLOCK)
   first_call_s = time.perf_counter() - start
   out, median, calls = _median_call_s(benchmark, nets.empirical_ntk, model, x1, x2,
                                       batch_size=EMPIRICAL_BLOCK)
@@ -196,8 +231,9 @@ def test_empirical_ntk_throughput(benchmark, name):
   n_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
   rate = EMPIRICAL_BLOCK**2 / median
   nt = nt_empirical_entries_per_s(name)
+  flops = empirical_ntk_flops_per_entry(model, EMPIRICAL_BLOCK, EMPIRICAL_BLOCK, traced=out.ndim == 2)
   row = {"case": f"empirical_ntk_{name}", "description": f"empirical NTK {description}, {n_params} params",
-         "dtype": "float32", "entries_per_s": rate, "flops_per_entry": None, "gflops_per_s": None,
+         "dtype": "float32", "entries_per_s": rate, "flops_per_entry": flops, "gflops_per_s": rate * flops / 1e9,
          "first_call_s": first_call_s, "median_s": median, "calls_per_round": calls, "nt_entries_per_s": nt,
          "ratio_to_nt": None if nt is None else rate / nt}
   benchmark.extra_info.update(row)

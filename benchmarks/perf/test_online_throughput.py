@@ -22,6 +22,7 @@ ROUNDS rounds of STEPS - WARMUP_STEPS calls, median. Target: train_online >= TAR
 from __future__ import annotations
 
 import itertools
+import os
 import statistics
 import time
 
@@ -35,6 +36,8 @@ WIDTH, OUTPUTS, BATCH, INPUT_SHAPE = 512, 10, 128, (8, 8, 3)
 BASE_WIDTH = 128  # muP multipliers relative to this width (SGD: r = 4 for every variable)
 LEARNING_RATE, MOMENTUM = 0.01, 0.9
 STEPS, WARMUP_STEPS, ROUNDS = 400, 50, 5
+if os.environ.get("HARNESS_BENCH_SMOKE") == "1":   # make bench-smoke (CI): the code runs, nothing is measured
+  STEPS, WARMUP_STEPS, ROUNDS = 20, 10, 1
 TARGET_RATIO = 0.8
 SEED = 0
 
@@ -53,6 +56,17 @@ def _batch():
   x = rng.standard_normal((BATCH,) + INPUT_SHAPE).astype(np.float32)
   y = (np.eye(OUTPUTS)[rng.integers(0, OUTPUTS, BATCH)] - 1.0 / OUTPUTS).astype(np.float32)
   return x, y
+
+
+OPTIMIZER_FLOPS_PER_PARAM = {"sgd": 4, "adam": 12}   # momentum: v = mu v + g, w -= r lr v; Adam's moments and step
+
+
+def step_flops(model: keras.Model, optimizer: str) -> int:
+  """FLOPs of one training step: forward + backward ~ 3 x the forward pass per example (Kaplan et al. 2020,
+  arXiv 2001.08361, section 2.1: 6 N per token vs 2 N forward), times the batch, plus the optimizer's update."""
+  from benchmarks.perf.test_kernel_throughput import forward_flops  # pylint: disable=import-outside-toplevel
+  params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+  return 3 * BATCH * forward_flops(model) + OPTIMIZER_FLOPS_PER_PARAM[optimizer] * params
 
 
 def _jit_cases() -> list[bool]:
@@ -105,8 +119,10 @@ def _keras_steps_per_s(optimizer: str, jit_compile: bool) -> tuple[float, float]
 def test_online_throughput(benchmark, optimizer, jit_compile):
   ours, ours_first = _online_steps_per_s(benchmark, optimizer, jit_compile)
   theirs, theirs_first = _keras_steps_per_s(optimizer, jit_compile)
+  flops = step_flops(_model(), optimizer)
   row = {"case": f"mlp{WIDTH}_{optimizer}", "backend": keras.backend.backend(), "jit_compile": jit_compile,
          "online_steps_per_s": ours, "keras_steps_per_s": theirs, "ratio": ours / theirs,
+         "flops_per_step": flops, "gflops_per_s": ours * flops / 1e9, "keras_gflops_per_s": theirs * flops / 1e9,
          "online_warmup_s": ours_first, "keras_warmup_s": theirs_first, "batch": BATCH, "width": WIDTH}
   benchmark.extra_info.update(row)
   RESULTS.append(row)
