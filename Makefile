@@ -16,6 +16,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 EXPERIMENT ?= all
 RUN ?=
 RUNS ?=
+BASELINE ?=
 TIER ?=
 DTYPE ?=
 PYTEST_ARGS ?=
@@ -38,6 +39,7 @@ setup:
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	$(PY) -c "$(CHECK)"
+	@command -v chromium >/dev/null 2>&1 || echo "note: no Chromium here, so the report's browser test will skip; to run it: sudo apt-get install chromium"
 
 test:
 ifeq ($(strip $(BACKEND)),jax)
@@ -75,9 +77,10 @@ compare:
 	@test -n "$(RUN)" || (echo "usage: make compare RUN=runs/<run-id>" >&2; exit 2)
 	$(PY) -m harness compare $(RUN)
 
+# A hardware comparison: make report RUNS='runs/a runs/b runs/c' [BASELINE=runs/a] (speed-ups relative to BASELINE)
 report:
-	@test -n "$(RUNS)" || (echo "usage: make report RUNS='runs/<id> [runs/<id> ...]'" >&2; exit 2)
-	$(PY) -m harness report $(RUNS)
+	@test -n "$(RUNS)" || (echo "usage: make report RUNS='runs/<id> [runs/<id> ...]' [BASELINE=runs/<id>]" >&2; exit 2)
+	$(PY) -m harness report $(RUNS) $(if $(BASELINE),--baseline=$(BASELINE))
 
 # Speed benchmarks (pytest-benchmark); not part of `make test`. `make bench` saves this machine's baseline,
 # `make bench-compare` reruns and fails on a benchmark > 10% slower (median of the rounds pooled over BENCH_PASSES

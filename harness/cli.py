@@ -5,7 +5,7 @@
   run --experiment=X|all --tier=T [--seeds=N] [--output_dir=D] [--dtype=float32|float64] [--compare] [--force]
       [--quiet] [--deterministic]                the pre-flight first: data, hardware, memory (exit 2 if they fail)
   compare RUN_DIR [RUN_DIR ...] [--references=DIR]
-  report RUN_DIR [RUN_DIR ...] [--report_dir=D]
+  report RUN_DIR [RUN_DIR ...] [--report_dir=D] [--baseline=RUN_DIR]
   bless RUN_DIR --reason="..." [--references=DIR]
   theory [--check] [--references=DIR]            write (or check) the theory-provenance reference entries
 
@@ -33,6 +33,8 @@ flags.DEFINE_string("mirrors", None, "Offline dataset mirrors 'id=folder,...' (d
 flags.DEFINE_bool("compare", False, "After running, compare with references (run).")
 flags.DEFINE_string("references", None, "Reference directory (default: the repo's reference_results/).")
 flags.DEFINE_string("reason", None, "Why these numbers become the reference (bless; required).")
+flags.DEFINE_string("baseline", None, "report: the run (directory or run id) speed-ups are relative to (default: the "
+                    "first).")
 flags.DEFINE_string("report_dir", None, "Where report writes report.md/.html and figures (default: reports/<time>).")
 flags.DEFINE_bool("quiet", False, "One line per phase and the summary: no progress bars (run).")
 flags.DEFINE_bool("force", False, "Run although the tier's hardware or memory check fails; the record says so (run).")
@@ -167,8 +169,11 @@ def cmd_report(args: list[str]) -> int:
   if not args:
     raise UsageError("report needs at least one RUN_DIR")
   record_list = [records.load(d) for d in args]
+  baseline = FLAGS.baseline
+  if baseline is not None and baseline in args:   # a run directory: its run id
+    baseline = record_list[args.index(baseline)]["run_id"]
   out_dir = FLAGS.report_dir or os.path.join("reports", records.new_run_id("report", str(len(args))))
-  path = write_report(record_list, out_dir, references_dir=_references_dir())
+  path = write_report(record_list, out_dir, references_dir=_references_dir(), baseline=baseline)
   print(f"wrote {path}")
   return 0
 

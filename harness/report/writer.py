@@ -1,12 +1,14 @@
-"""Writes report.md, report.html and PNG figures for a set of run records.
+"""Writes report.md, report.html (self-contained) and PNG figures for a set of run records.
 
-One run: its environment, claims, reference verdicts (if a reference file exists), metrics and figures.
-Several runs (a hardware or software comparison): a metric-by-run table with the spread of each metric
-and the environment of every run side by side.
+Several runs (a hardware or software comparison, harness/report/comparison.py): a verdict, the runs, their
+environments with the differing fields highlighted, then per experiment and tier: claims per run, each metric
+family (references passed per run, whether the runs agree within the family's tolerance, the fingerprint
+differences that could explain a disagreement), time per phase with speed-ups over the baseline run, how much
+float32 moves each family against float64, and the figures. Then each run's details (claims with the metrics
+they read, every metric with the claims reading it). One run: the same, without the comparison.
 """
 from __future__ import annotations
 
-import html
 import os
 from typing import Any, Mapping, Sequence
 
@@ -17,9 +19,11 @@ import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 
 from harness import claims as claims_lib  # pylint: disable=wrong-import-position
 from harness import compare as compare_lib  # pylint: disable=wrong-import-position
-from harness import atomic, environment, registry
-from harness.errors import HarnessError, ReferenceFileError
-from harness.metrics import summarize
+from harness import atomic, environment, registry  # pylint: disable=wrong-import-position
+from harness.errors import HarnessError  # pylint: disable=wrong-import-position
+from harness.metrics import summarize  # pylint: disable=wrong-import-position
+from harness.report import comparison as cmp  # pylint: disable=wrong-import-position
+from harness.report.document import Cell, Details, Figure, Heading, Paragraph, Table, to_html, to_markdown  # noqa
 
 MAX_CURVE_SERIES = 20
 
@@ -61,49 +65,163 @@ def _save_figures(record: Mapping[str, Any], out_dir: str) -> list[str]:
   return paths
 
 
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-  esc = lambda c: str(c).replace("|", "\\|")
-  return (["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-          + ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows])
+LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+MAX_METRIC_ROWS = 60   # a family's full table in the details: beyond this, the disagreeing rows and the first ones
 
 
-def _single_run(record: Mapping[str, Any], out_dir: str, references_dir: str | None) -> list[str]:
+def _label(k: int) -> str:
+  return LABELS[k] if k < len(LABELS) else f"R{k + 1}"
+
+
+def _value(metric) -> str:
+  return "-" if metric is None or not metric.values else summarize(metric.values)
+
+
+def _verdict_cell(passed: bool | None, text: str = "") -> Cell:
+  if passed is None:
+    return Cell(text or "-", "muted")
+  return Cell(text or ("ok" if passed else "FAIL"), "ok" if passed else "fail")
+
+
+def _claim_cell(outcome) -> Cell:
+  verdict = claims_lib.verdict(outcome)
+  cls = "ok" if verdict == "ok" else "fail" if verdict in ("FAIL", "ERROR") else "muted"
+  return Cell(verdict, cls)
+
+
+def _runs_table(runs, labels, baseline, groups_by_run) -> Table:
+  rows = []
+  for k, run in enumerate(runs):
+    group = groups_by_run[k]
+    comparison = group.comparisons[group.runs.index(run)]
+    claims = group.claims[group.runs.index(run)]
+    refs = (f"{sum(r.passed for r in comparison.rows)}/{len(comparison.rows)}" if comparison is not None
+            else "no reference")
+    passed = (comparison is None or comparison.references_passed) and claims_lib.all_passed(claims)
+    base_wall = baseline.get("wall_time_s") if baseline["experiment"] == run["experiment"] else None
+    speedup = ("-" if not base_wall or not run.get("wall_time_s") else f"{base_wall / run['wall_time_s']:.2f}x")
+    rows.append([Cell(labels[k] + (" (baseline)" if run is baseline else "")), run["run_id"],
+                 f"{run['experiment']}/{run['tier']}", run.get("dtype") or "-",
+                 run["environment"].get("keras_backend") or "-", cmp._device(run),  # pylint: disable=protected-access
+                 Cell(f"{run.get('wall_time_s') or 0:.1f}", "num"), Cell(speedup, "num"),
+                 _verdict_cell(comparison.references_passed if comparison else None, refs),
+                 _verdict_cell(claims_lib.all_passed(claims), claims_lib.count(claims)),
+                 _verdict_cell(passed, "PASS" if passed else "FAIL")])
+  return Table(("run", "run id", "experiment/tier", "precision", "backend", "device", "wall s", "speed-up vs baseline",
+                "references", "claims", "verdict"), rows)
+
+
+def _environment_table(runs, labels) -> Table:
+  rows = cmp.environment_rows(runs)
+  rows.sort(key=lambda r: not r[2])   # the fields that differ first
+  return Table(["field"] + [labels[k] for k in range(len(runs))],
+               [[Cell(label, "diff" if differs else "")] + [Cell(v, "diff" if differs else "") for v in values]
+                for label, values, differs in rows],
+               caption="highlighted: fields that differ between the runs")
+
+
+def _families_table(group: cmp.Group, labels) -> Table:
+  rows = []
+  for family in group.families:
+    compared = family.compared
+    disagreeing = family.disagreeing
+    agree = (Cell("not compared", "muted") if not compared else
+             Cell(f"agree ({len(compared)})", "ok") if not disagreeing else
+             Cell(f"{len(disagreeing)} of {len(compared)} disagree", "fail"))
+    refs = []
+    for k in range(len(group.runs)):
+      passed, total = family.reference_counts(k)
+      refs.append(_verdict_cell(None if not total else passed == total, f"{passed}/{total}" if total else "-"))
+    spread = max((r.relative_spread() for r in family.rows), default=0.0)
+    causes = "; ".join(dict.fromkeys(c for r in disagreeing for c in group.explanations(r))) or ("-" if not disagreeing else "same fingerprint: seeds or nondeterminism")
+    rows.append([Cell(family.template), Cell(str(len(family.rows)), "num")] + refs
+                + [agree, Cell(f"{spread:.2g}", "num"), Cell(causes, "diff" if disagreeing else "muted")])
+  return Table(["family", "metrics"] + [f"{labels[k]} vs reference" for k in range(len(group.runs))]
+               + ["runs agree (family's tolerance)", "largest relative spread", "fingerprint differences"], rows)
+
+
+def _metric_rows(group: cmp.Group, rows, labels) -> list[list[Cell]]:
+  out = []
+  for row in rows:
+    values = [Cell(_value(v), "fail" if row.passes_reference[k] is False else "num") for k, v in enumerate(row.values)]
+    reference = Cell("-", "muted")
+    if row.reference is not None:
+      from harness import references  # pylint: disable=import-outside-toplevel
+      reference = Cell(f"{references.describe_reference(row.reference)} {references.describe_tolerance(row.rule)}")
+    agree = (Cell("-", "muted") if row.agree is None else Cell("agree", "ok") if row.agree else
+             Cell("; ".join(f"{labels[i]}/{labels[j]}: {d}" for i, j, d in row.disagreements), "fail"))
+    out.append([Cell(row.name)] + values + [reference, agree])
+  return out
+
+
+def _group_blocks(group: cmp.Group, labels, baseline, out_dir) -> list:
+  blocks = [Heading(2, f"{group.experiment} / {group.tier}", anchor=f"{group.experiment}-{group.tier}")]
+  members = [labels[k] for k in range(len(group.runs))]
+  if group.reference_error:
+    blocks.append(Paragraph(f"No reference comparison: {group.reference_error}", "note"))
+  claim_names = list(dict.fromkeys(c["name"] for outcomes in group.claims for c in outcomes))
+  by_name = [{c["name"]: c for c in outcomes} for outcomes in group.claims]
+  blocks += [Heading(3, "Claims"),
+             Table(["claim"] + members, [[Cell(name)] + [_claim_cell(b[name]) if name in b else Cell("-", "muted")
+                                                          for b in by_name] for name in claim_names])]
+  blocks += [Heading(3, "Metric families"), _families_table(group, labels)]
+  disagreeing = [r for f in group.families for r in f.disagreeing]
+  failing = [r for f in group.families for r in f.rows if False in r.passes_reference and r not in disagreeing]
+  headers = ["metric"] + members + ["reference", "runs agree"]
+  if disagreeing or failing:
+    blocks.append(Details(f"{len(disagreeing)} metric(s) where the runs disagree, {len(failing)} more failing a "
+                          "reference", [Table(headers, _metric_rows(group, disagreeing + failing, labels))], open=True))
+  for family in group.families:
+    rows = family.rows
+    if len(rows) > MAX_METRIC_ROWS:
+      rows = family.disagreeing + [r for r in rows if r.agree is not False][:MAX_METRIC_ROWS]
+    blocks.append(Details(f"{family.template}: {len(family.rows)} metric(s)" + (f" — {family.description}" if family.description else ""),
+                          [Table(headers, _metric_rows(group, rows, labels))]))
+  base = baseline if baseline in group.runs else group.runs[0]
+  speed = cmp.speedups(group.runs, base)
+  blocks += [Heading(3, f"Time per phase (speed-up over {labels[group.runs.index(base)]})"),
+             Table(["phase"] + [f"{m} s" for m in members] + [f"{m} speed-up" for m in members],
+                   [[Cell(phase)] + [Cell(cmp.finite_or_dash(s, ".1f"), "num") for s in seconds]
+                    + [Cell("-" if u is None else f"{u:.2f}x", "num") for u in ups] for phase, seconds, ups in speed]),
+             Paragraph("Machine throughput (calibrated XLA matmul, GFLOP/s): " + "; ".join(
+                 f"{m} " + (", ".join(f"{d} {g:.0f}" for d, g in (r["environment"].get("matmul_gflops") or {}).items()) or "-")
+                 for m, r in zip(members, group.runs)), "note")]
+  pair, precision_rows = cmp.precision_rows(group)
+  if pair:
+    i32, i64 = pair
+    blocks += [Heading(3, f"Precision: float32 ({labels[i32]}) against float64 ({labels[i64]})"),
+               Table(["family", "metrics", "largest relative change", "at", "of the rounding bound", "smallest Welch p"],
+                     [[Cell(p.family), Cell(str(p.metrics), "num"), Cell(f"{p.worst_relative:.2g}", "num"), Cell(p.worst_metric),
+                       Cell(cmp.finite_or_dash(p.of_rounding_bound, ".2g"),
+                            "fail" if (p.of_rounding_bound or 0) > 1 else "num"),
+                       Cell(cmp.finite_or_dash(p.smallest_p, ".2g"), "num")] for p in precision_rows],
+                     caption="deterministic families: the change as a fraction of their stated rounding bound (<= 1 "
+                             "expected); statistical ones: the smallest Welch p over their metrics")]
+  figures = []
+  for k, run in enumerate(group.runs):
+    figures += [Figure(name, f"{labels[k]}: {name.split('__', 1)[-1][:-4]}") for name in _save_figures(run, out_dir)]
+  if figures:
+    blocks += [Heading(3, "Figures")] + figures
+  return blocks
+
+
+def _run_details(record, label: str, out_dir: str, references_dir: str | None) -> Details:
   env = record["environment"]
-  lines = [f"## {record['experiment']} / {record['tier']} — run `{record['run_id']}`", "",
-           f"- finished {record.get('finished_at')}, wall time {record.get('wall_time_s', 0):.1f} s "
-           f"(expected {record.get('expected_runtime_s', 0):.0f} s); seeds {record['seeds']}; {record['dtype']}",
-           f"- {environment.one_line(env)}",
-           f"- commit {env.get('git', {}).get('commit')} (dirty: {env.get('git', {}).get('dirty')})",
-           "- phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in record["phases"].items()), ""]
-  for d in record.get("datasets", []):
-    lines.append(f"- dataset {d.get('dataset_id')} from {d.get('source')} (checksum {str(d.get('checksum'))[:16]}…)")
-  lines += ["", "### Claims", ""]
   claims = compare_lib.evaluate_claims(record)
-  lines += _md_table(("claim", "statement", "check", "verdict", "metrics read"),
-                     [(c["name"], c["statement"], c["check"], claims_lib.verdict(c) + ": " + c["detail"],
-                       _metrics_read(c)) for c in claims])
   read_by: dict[str, list[str]] = {}
   for c in claims:
     for name in c.get("metrics", []):
       read_by.setdefault(name, []).append(c["name"])
-  if references_dir is not None:
-    try:
-      comparison = compare_lib.compare(record, references_dir)
-    except ReferenceFileError as e:
-      lines += ["", f"_No reference comparison: {e}_"]
-    else:
-      lines += ["", "### References", ""]
-      lines += _md_table(("metric", "reference", "measured", "tolerance", "source", "verdict"),
-                         [(r.metric, r.reference, r.measured, r.tolerance, r.provenance,
-                           ("ok " if r.passed else "FAIL ") + r.detail) for r in comparison.rows])
-  lines += ["", "### Metrics", ""]
-  lines += _md_table(("metric", "value (mean ± sd)", "unit", "read by claims"),
-                     [(name, summarize(m["values"]) if m["values"] else "-", m.get("unit", ""),
-                       ", ".join(read_by.get(name, ()))) for name, m in record["metrics"].items()])
-  figures = _save_figures(record, out_dir)
-  if figures:
-    lines += ["", "### Figures", ""] + [f"![{f}]({f})" for f in figures]
-  return lines + [""]
+  blocks = [Paragraph(f"finished {record.get('finished_at')}, wall time {record.get('wall_time_s') or 0:.1f} s "
+                      f"(expected {record.get('expected_runtime_s') or 0:.0f} s); seeds {record['seeds']}; "
+                      f"{record['dtype']}; {environment.one_line(env)}; commit {env.get('git', {}).get('commit')}"),
+            Table(("claim", "statement", "check", "verdict", "metrics read"),
+                  [(c["name"], c["statement"], c["check"], claims_lib.verdict(c) + ": " + c["detail"],
+                    _metrics_read(c)) for c in claims]),
+            Table(("metric", "value (mean ± sd)", "unit", "read by claims"),
+                  [(name, summarize(m["values"]) if m["values"] else "-", m.get("unit", ""),
+                    ", ".join(read_by.get(name, ()))) for name, m in record["metrics"].items()])]
+  return Details(f"{label}: {record['experiment']} / {record['tier']} — run {record['run_id']}", blocks)
 
 
 def _metrics_read(outcome: Mapping[str, Any], shown: int = 3) -> str:
@@ -112,79 +230,47 @@ def _metrics_read(outcome: Mapping[str, Any], shown: int = 3) -> str:
   return ", ".join(names[:shown]) + (f" (+{len(names) - shown} more)" if len(names) > shown else "")
 
 
-def _multi_run(record_list: Sequence[Mapping[str, Any]]) -> list[str]:
-  names = sorted({name for r in record_list for name in r["metrics"]})
-  headers = ["metric"] + [f"{r['run_id']}" for r in record_list]
-  rows = []
-  for name in names:
-    row = [name]
-    for r in record_list:
-      m = r["metrics"].get(name)
-      row.append(summarize(m["values"]) if m and m["values"] else "-")
-    rows.append(row)
-  lines = ["## Side by side", ""]
-  lines += _md_table(["run", "experiment/tier", "environment", "wall s"],
-                     [(r["run_id"], f"{r['experiment']}/{r['tier']}", environment.one_line(r["environment"]),
-                       f"{r.get('wall_time_s', 0):.1f}") for r in record_list])
-  lines += [""] + _md_table(headers, rows) + [""]
-  return lines
+def _find_baseline(record_list, baseline: str | None):
+  if baseline is None:
+    return record_list[0]
+  for record in record_list:
+    if baseline == record["run_id"]:
+      return record
+  raise HarnessError(f"--baseline={baseline!r} is none of the runs ({', '.join(r['run_id'] for r in record_list)})")
 
 
-def _markdown_to_html(lines: Sequence[str]) -> str:
-  """Enough Markdown for these reports: headings, bullets, pipe tables, images, emphasis-free text."""
-  out, in_table, in_list = [], False, False
-  for line in lines:
-    if line.startswith("|"):
-      cells = [c.strip().replace("\\|", "|") for c in line.strip("|").split(" | ")]
-      if set(line.replace("|", "").strip()) <= {"-"}:
-        continue
-      if not in_table:
-        out.append("<table border=1 cellspacing=0 cellpadding=3>")
-        tag, in_table = "th", True
-      else:
-        tag = "td"
-      out.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
-      continue
-    if in_table:
-      out.append("</table>")
-      in_table = False
-    if line.startswith("- "):
-      if not in_list:
-        out.append("<ul>")
-        in_list = True
-      out.append(f"<li>{html.escape(line[2:])}</li>")
-      continue
-    if in_list:
-      out.append("</ul>")
-      in_list = False
-    if line.startswith("#"):
-      level = len(line) - len(line.lstrip("#"))
-      out.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
-    elif line.startswith("!["):
-      src = line[line.index("(") + 1:-1]
-      out.append(f'<p><img src="{html.escape(src)}" alt="{html.escape(src)}"></p>')
-    elif line:
-      out.append(f"<p>{html.escape(line)}</p>")
-  if in_table:
-    out.append("</table>")
-  if in_list:
-    out.append("</ul>")
-  return "<!doctype html><meta charset=utf-8><title>harness report</title>\n" + "\n".join(out) + "\n"
-
-
-def write_report(record_list: Sequence[Mapping[str, Any]], out_dir: str, references_dir: str | None = None) -> str:
+def write_report(record_list: Sequence[Mapping[str, Any]], out_dir: str, references_dir: str | None = None,
+                 baseline: str | None = None) -> str:
   """Writes report.md, report.html and figures into out_dir (refuses a folder holding a report)."""
   if os.path.exists(os.path.join(out_dir, "report.md")):
     raise HarnessError(f"{out_dir} already holds a report; choose a new --report_dir")
+  base = _find_baseline(record_list, baseline)
   os.makedirs(out_dir, exist_ok=True)
-  lines = [f"# Wide-network harness report ({len(record_list)} run{'s' if len(record_list) > 1 else ''})", ""]
-  if len(record_list) > 1:
-    lines += _multi_run(record_list)
-  for record in record_list:
-    lines += _single_run(record, out_dir, references_dir)
+  labels = [_label(k) for k in range(len(record_list))]
+  group_list = cmp.groups(record_list, references_dir)
+  groups_by_run = [next(g for g in group_list if r in g.runs) for r in record_list]
+  compared = [r for g in group_list for f in g.families for r in f.compared]
+  disagree = [r for r in compared if r.agree is False]
+  runs_ok = all(((c is None or c.references_passed) and claims_lib.all_passed(cl))
+                for g in group_list for c, cl in zip(g.comparisons, g.claims))
+  several = len(record_list) > 1
+  title = (f"Hardware comparison: {len(record_list)} runs" if several else f"Run report: {record_list[0]['run_id']}")
+  verdict = ((f"The runs agree on {len(compared) - len(disagree)} of {len(compared)} metrics compared within their "
+              f"families' tolerances" + (f"; {len(disagree)} disagree (see each experiment's families)" if disagree else "")
+              + ". ") if several else "") + ("Every run passes its references and claims." if runs_ok
+                                              else "At least one run fails a reference or a claim.")
+  blocks = [Heading(1, title), Paragraph(verdict, "verdict-ok" if runs_ok and not disagree else "verdict-fail"),
+            Heading(2, "Runs"), _runs_table(record_list, labels, base, groups_by_run)]
+  if several:
+    blocks += [Heading(2, "Environments"), _environment_table(record_list, labels)]
+  for group in group_list:
+    group_labels = [labels[record_list.index(r)] for r in group.runs]
+    blocks += _group_blocks(group, group_labels, base, out_dir)
+  blocks += [Heading(2, "Run details")] + [_run_details(r, labels[k], out_dir, references_dir)
+                                           for k, r in enumerate(record_list)]
   # report.html first: report.md marks a finished report (a folder holding one is refused above)
-  atomic.write_text_atomic(os.path.join(out_dir, "report.html"), _markdown_to_html(lines))
-  atomic.write_text_atomic(os.path.join(out_dir, "report.md"), "\n".join(lines))
+  atomic.write_text_atomic(os.path.join(out_dir, "report.html"), to_html(blocks, title, out_dir))
+  atomic.write_text_atomic(os.path.join(out_dir, "report.md"), to_markdown(blocks))
   return os.path.join(out_dir, "report.md")
 
 
