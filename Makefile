@@ -21,7 +21,7 @@ TIER ?=
 DTYPE ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-jax smoke small paper plan compare report bench bench-compare bench-smoke list clean
+.PHONY: setup setup-browser test test-jax smoke small paper plan compare report bench bench-compare bench-smoke list clean
 
 ifeq ($(strip $(BACKEND)),jax)
 # JAX-only: Keras on JAX, data from mirrors (TFDS downloads need TensorFlow and say so); `make test` runs the
@@ -40,6 +40,13 @@ setup:
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	$(PY) -c "$(CHECK)"
 	@command -v chromium >/dev/null 2>&1 || echo "note: no Chromium here, so the report's browser test will skip; to run it: sudo apt-get install chromium"
+
+# Debian's Chromium, for the report's headless-browser test (tests/harness/test_report_browser.py skips without it).
+setup-browser:
+	@command -v chromium >/dev/null 2>&1 || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: could not install Chromium (needs root and apt-get): sudo apt-get install chromium"
+	@command -v chromium >/dev/null 2>&1 && echo "chromium: $$(command -v chromium)" || true
 
 test:
 ifeq ($(strip $(BACKEND)),jax)
