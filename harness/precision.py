@@ -59,15 +59,23 @@ class Rounding:
     return float(self.ulps(dict(labels or {}), view))
 
   def rule(self, labels: Mapping[str, Any] | None = None, view: Any = None) -> dict[str, Any]:
-    """The `rounding` field of a reference rule: {"ulps": number, "relative": bool}."""
+    """The `rounding` field of a reference rule: {"ulps": number rounded up to 3 significant digits, "relative"}
+    (so a bound derived from a run's values and from the blessed copies of them is stored the same)."""
     ulps = self.ulps_at(labels, view)
     if not math.isfinite(ulps) or ulps < 0:
       raise ValueError(f"rounding ulps must be finite and >= 0, got {ulps}")
-    return {"ulps": ulps, "relative": self.relative}
+    return {"ulps": _round_up(ulps), "relative": self.relative}
 
   def bound(self, dtype: str, value: float = 1.0, labels: Mapping[str, Any] | None = None, view: Any = None) -> float:
     """The bound at `dtype` for a metric of magnitude `value` (ignored when absolute)."""
     return rounding_bound(self.rule(labels, view), value, dtype)
+
+
+def _round_up(x: float, digits: int = 3) -> float:
+  if x == 0:
+    return 0.0
+  scale = 10.0 ** (math.floor(math.log10(x)) - digits + 1)
+  return float(f"{math.ceil(x / scale - 1e-9) * scale:.{digits}g}")
 
 
 def rounding_bound(rule: Mapping[str, Any], value: float, *dtypes: str) -> float:

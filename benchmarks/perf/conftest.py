@@ -2,6 +2,7 @@
 test_kernel_throughput.py and test_online_throughput.py)."""
 from benchmarks.perf import test_kernel_throughput as throughput
 from benchmarks.perf import test_online_throughput as online_throughput
+from benchmarks.perf import test_training_throughput as training_throughput
 from harness import nets
 
 nets.configure_xla_cpu()  # the settings `harness run` uses, before the first XLA compilation
@@ -27,6 +28,7 @@ def _format(value, spec: str) -> str:
 
 def pytest_terminal_summary(terminalreporter):
   _online_table(terminalreporter.write_line)
+  _training_table(terminalreporter.write_line)
   rows = throughput.RESULTS
   if not rows:
     return
@@ -43,6 +45,21 @@ def pytest_terminal_summary(terminalreporter):
           f"{_format(row['ratio_to_nt'], '7.2f')}")
   write("NT figures: tools/nt_oracle/nt_baseline.json (neural-tangents kernels, float64, jax.jit, same machine); "
         "empirical NTK rows: nt_empirical_baseline.json (best of NT's three empirical_ntk_fn implementations).")
+
+
+def _training_table(write):
+  rows = training_throughput.RESULTS
+  if not rows:
+    return
+  write("")
+  write(f"finite-net training throughput (steady state; harness.training vs compiled Keras fit, same model and data; "
+        f"target >= {training_throughput.TARGET_RATIO:g} x Keras)")
+  header = f"{'case':22s} {'backend':10s} {'batch':>6s} {'harness steps/s':>15s} {'fit steps/s':>12s} {'ratio':>6s} {'GFLOP/s':>8s}"
+  write(header)
+  write("-" * len(header))
+  for row in rows:
+    write(f"{row['case']:22s} {row['backend']:10s} {row['batch']:6d} {row['harness_steps_per_s']:15.1f} "
+          f"{row['keras_fit_steps_per_s']:12.1f} {row['ratio']:6.2f} {row['gflops_per_s']:8.2f}")
 
 
 def _online_table(write):
