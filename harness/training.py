@@ -151,11 +151,13 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_test: 
     return val_accuracy, epoch, scores(model, x_train, y_train, f0_train), scores(model, x_test, y_test, f0_test)
 
   for epoch in range(config.epochs):
-    order = rng.permutation(n) if batch < n else np.arange(n)
+    xs, ts = x_train, targets
+    if batch < n:  # one gather per epoch; each batch is then a contiguous view (the same batches as before)
+      order = rng.permutation(n)
+      xs, ts = x_train[order], targets[order]
     epoch_losses = []
     for start in range(0, n - batch + 1, batch):  # drop the last partial batch: equal-size steps
-      idx = order[start:start + batch]
-      loss = float(np.asarray(model.train_on_batch(x_train[idx], targets[idx])).reshape(-1)[0])
+      loss = float(np.asarray(model.train_on_batch(xs[start:start + batch], ts[start:start + batch])).reshape(-1)[0])
       steps += 1
       epoch_losses.append(loss)
       if not math.isfinite(loss):
@@ -182,9 +184,19 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_test: 
 
 
 # -- full-batch gradient descent with one compiled step per model structure ---------------------------------------
+def _xla_for(model: keras.Model) -> bool:
+  """Whether the step goes through XLA under TensorFlow: not for convolutional nets on a CPU host, where TF's
+  oneDNN convolutions beat XLA:CPU's (pooling's CNN-GAP at batch 1024: 540 vs 725 ms a step; Keras' own `fit`
+  resolves jit_compile='auto' to False there too). JAX always compiles."""
+  from harness.nets import backends  # pylint: disable=import-outside-toplevel
+  convolutional = any("conv" in type(layer).__name__.lower() for layer in model.layers)
+  return not (convolutional and not backends.current().has_accelerator())
+
+
 def _build_gradient_descent_step(model: keras.Model):
-  """The compiled step of this model's structure (shared by nets of one spec and width built with other seeds):
-  params <- params - lr (grad L + wd params), L = 1/(2 N k) |f - y|^2, with lr and wd as tensors in the state."""
+  """The step of this model's structure (shared by nets of one spec and width built with other seeds):
+  params <- params - lr (grad L + wd params), L = 1/(2 N k) |f - y|^2, with lr and wd as tensors in the state;
+  XLA-compiled except where `_xla_for` says otherwise."""
   from harness.nets import backends  # pylint: disable=import-outside-toplevel
 
   def loss_fn(params, non_trainable, x, y):
@@ -196,7 +208,7 @@ def _build_gradient_descent_step(model: keras.Model):
     rate, decay = state
     return [p - rate * (g + decay * p) for p, g in zip(params, grads)], state
 
-  return backends.current().train_step(loss_fn, update_fn)
+  return backends.current().train_step(loss_fn, update_fn, jit_compile=_xla_for(model))
 
 
 _gradient_descent_step = empirical.StructureCache(_build_gradient_descent_step)
