@@ -47,33 +47,33 @@ def pytest_terminal_summary(terminalreporter):
         "empirical NTK rows: nt_empirical_baseline.json (best of NT's three empirical_ntk_fn implementations).")
 
 
-def _training_table(write):
-  rows = training_throughput.RESULTS
-  if not rows:
-    return
+def _table(write, title: str, header: str, lines) -> None:
   write("")
-  write(f"finite-net training throughput (steady state; harness.training vs compiled Keras fit, same model and data; "
-        f"target >= {training_throughput.TARGET_RATIO:g} x Keras)")
-  header = f"{'case':22s} {'backend':10s} {'batch':>6s} {'harness steps/s':>15s} {'fit steps/s':>12s} {'ratio':>6s} {'GFLOP/s':>8s}"
+  write(title)
   write(header)
   write("-" * len(header))
-  for row in rows:
-    write(f"{row['case']:22s} {row['backend']:10s} {row['batch']:6d} {row['harness_steps_per_s']:15.1f} "
-          f"{row['keras_fit_steps_per_s']:12.1f} {row['ratio']:6.2f} {row['gflops_per_s']:8.2f}")
+  for line in lines:
+    write(line)
+
+
+def _training_table(write):
+  rows = training_throughput.RESULTS
+  if rows:
+    _table(write, f"finite-net training throughput (steady state; harness.training vs compiled Keras fit, same model "
+                  f"and data; target >= {training_throughput.TARGET_RATIO:g} x Keras)",
+           f"{'case':22s} {'backend':10s} {'batch':>6s} {'harness steps/s':>15s} {'fit steps/s':>12s} {'ratio':>6s} "
+           f"{'GFLOP/s':>8s}",
+           [f"{row['case']:22s} {row['backend']:10s} {row['batch']:6d} {row['harness_steps_per_s']:15.1f} "
+            f"{row['keras_fit_steps_per_s']:12.1f} {row['ratio']:6.2f} {row['gflops_per_s']:8.2f}" for row in rows])
 
 
 def _online_table(write):
   rows = online_throughput.RESULTS
-  if not rows:
-    return
-  write("")
-  write(f"online training throughput (steady state; batch {online_throughput.BATCH}, muP MLP width "
-        f"{online_throughput.WIDTH} on 8x8x3; target >= {online_throughput.TARGET_RATIO:g} x Keras)")
-  header = (f"{'case':12s} {'backend':10s} {'jit':5s} {'online steps/s':>14s} {'keras steps/s':>13s} {'ratio':>6s} "
-            f"{'online warm s':>13s} {'keras warm s':>12s}")
-  write(header)
-  write("-" * len(header))
-  for row in rows:
-    write(f"{row['case']:12s} {row['backend']:10s} {str(row['jit_compile']):5s} {row['online_steps_per_s']:14.1f} "
-          f"{row['keras_steps_per_s']:13.1f} {row['ratio']:6.2f} {row['online_warmup_s']:13.2f} "
-          f"{row['keras_warmup_s']:12.2f}")
+  if rows:
+    _table(write, f"online training throughput (steady state; batch {online_throughput.BATCH}, muP MLP width "
+                  f"{online_throughput.WIDTH} on 8x8x3; target >= {online_throughput.TARGET_RATIO:g} x Keras)",
+           f"{'case':12s} {'backend':10s} {'jit':5s} {'online steps/s':>14s} {'keras steps/s':>13s} {'ratio':>6s} "
+           f"{'online warm s':>13s} {'keras warm s':>12s}",
+           [f"{row['case']:12s} {row['backend']:10s} {str(row['jit_compile']):5s} {row['online_steps_per_s']:14.1f} "
+            f"{row['keras_steps_per_s']:13.1f} {row['ratio']:6.2f} {row['online_warmup_s']:13.2f} "
+            f"{row['keras_warmup_s']:12.2f}" for row in rows])

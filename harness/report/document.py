@@ -17,6 +17,10 @@ class Cell:
   text: str
   cls: str = ""
 
+  def __post_init__(self):
+    if self.cls not in CELL_CLASSES:
+      raise ValueError(f"cell class must be one of {CELL_CLASSES}, got {self.cls!r}")
+
 
 @dataclasses.dataclass(frozen=True)
 class Heading:
