@@ -21,7 +21,7 @@ TIER ?=
 DTYPE ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-browser test test-jax smoke small paper plan compare report bench bench-compare bench-smoke list clean
+.PHONY: setup setup-browser test test-jax smoke small paper plan compare report bench bench-compare bench-storage bench-smoke list clean
 
 ifeq ($(strip $(BACKEND)),jax)
 # JAX-only: Keras on JAX, data from mirrors (TFDS downloads need TensorFlow and say so); `make test` runs the
@@ -53,7 +53,7 @@ ifeq ($(strip $(BACKEND)),jax)
 	$(MAKE) test-jax
 else
 	$(PY) -m pytest -n auto -m "not serial" $(PYTEST_ARGS)
-	$(PY) -m pytest -m serial $(PYTEST_ARGS)
+	$(PY) -m pytest -m serial $(PYTEST_ARGS) || test $$? = 5   # 5: PYTEST_ARGS selected no serial test
 	$(MAKE) test-jax
 endif
 
@@ -96,12 +96,15 @@ BENCH_PASSES ?= 3
 BENCH_STORAGE ?= .benchmarks/$(shell $(PY) -m harness.benchcompare machine-id 2>/dev/null)
 BENCH_PYTEST = $(PY) -m pytest benchmarks/perf --benchmark-enable -p no:xdist -s --benchmark-save-data \
 	--benchmark-storage=file://$(BENCH_STORAGE)
-bench:
+bench: bench-storage
 	for pass in $$(seq $(BENCH_PASSES)); do $(BENCH_PYTEST) --benchmark-save=baseline-pass$$pass $(PYTEST_ARGS) || exit 1; done
 
-bench-compare:
+bench-compare: bench-storage
 	for pass in $$(seq $(BENCH_PASSES)); do $(BENCH_PYTEST) --benchmark-save=current-pass$$pass $(PYTEST_ARGS) || exit 1; done
 	$(PY) -m harness.benchcompare compare --storage=$(BENCH_STORAGE)
+
+bench-storage:
+	@test "$(BENCH_STORAGE)" != ".benchmarks/" || { echo "error: could not name this machine for its benchmark baseline (python -m harness.benchcompare machine-id failed); set BENCH_STORAGE" >&2; exit 2; }
 
 # CI: every benchmark runs once on its smallest input, untimed (a smoke of the benchmark code, not a measurement).
 bench-smoke:

@@ -102,6 +102,12 @@ def _machine_of(runs: Sequence[Mapping[str, Any]], what: str) -> str | None:
 
 def compare(storage: str | pathlib.Path, baseline: str = "baseline", current: str = "current") -> list[Row]:
   storage = pathlib.Path(storage)
+  try:  # pytest-benchmark keeps one folder per Python (its machine id), each with its own save counter
+    from pytest_benchmark.utils import get_machine_id  # pylint: disable=import-outside-toplevel
+    if (storage / get_machine_id()).is_dir():
+      storage = storage / get_machine_id()
+  except ImportError:
+    pass
   base_runs, new_runs = _saved_runs(storage, baseline), _saved_runs(storage, current)
   if not base_runs:
     raise BenchError(f"no baseline '{baseline}' under {storage}: run `make bench` on this machine first")

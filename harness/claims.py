@@ -392,19 +392,12 @@ class NotSignificantlyAbove(TableCheck):
 class AllWithin(TableCheck):
   """Every selected metric's mean lies in [low, high] (None leaves a side open). A bound given as a
   `precision.Rounding` (a metric that is itself a rounding error, e.g. the largest relative difference of two
-  routes to the same number) is its value at the run's precision plus float64 (the other route's).
-
-  With `alpha`, a per-seed metric (two or more seeds) whose mean is outside fails only when significantly
-  outside: the one-sided one-sample t-test of its per-seed values against the bound it crossed has p < alpha
-  (the seed mean of a noisy estimate, e.g. a fitted slope, is outside a fixed interval by chance more often
-  than a claim may fail)."""
+  routes to the same number) is its value at the run's precision plus float64 (the other route's)."""
   low: float | Rounding | None = None
   high: float | Rounding | None = None
-  alpha: float | None = None
 
   def describe(self) -> str:
-    test = f" (or not significantly outside: one-sided t, alpha {self.alpha:g})" if self.alpha else ""
-    return f"every metric in [{_bound(self.low, '-inf')}, {_bound(self.high, 'inf')}]{test}: {self._scope()}"
+    return f"every metric in [{_bound(self.low, '-inf')}, {_bound(self.high, 'inf')}]: {self._scope()}"
 
   def _evaluate(self, view):
     low, high = (_at_precision(b, view.dtype) for b in (self.low, self.high))
@@ -414,16 +407,7 @@ class AllWithin(TableCheck):
     return passed, detail + text
 
   def _check(self, label, table, low, high):
-    results = []
-    for r in table:
-      text = f"{_row_label(table, r)}{r.metric.mean:.4g}"
-      inside = _inside(r.metric.mean, low, high)
-      if not inside and self.alpha and r.metric.n >= 2:
-        crossed, side = (low, "less") if low is not None and r.metric.mean < low else (high, "greater")
-        p = stats.one_sample_t_test(r.metric.values, crossed, alternative=side).p_value
-        inside = p >= self.alpha
-        text += f" ({'not ' if inside else ''}significantly {'below' if side == 'less' else 'above'} {crossed:g}, p={p:.2g})"
-      results.append((inside, text))
+    results = [(_inside(r.metric.mean, low, high), f"{_row_label(table, r)}{r.metric.mean:.4g}") for r in table]
     return _all(results, prefix=_prefix(label))
 
 

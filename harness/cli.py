@@ -170,8 +170,11 @@ def cmd_report(args: list[str]) -> int:
     raise UsageError("report needs at least one RUN_DIR")
   record_list = [records.load(d) for d in args]
   baseline = FLAGS.baseline
-  if baseline is not None and baseline in args:   # a run directory: its run id
-    baseline = record_list[args.index(baseline)]["run_id"]
+  if baseline is not None and os.path.isdir(baseline):   # a run directory: its run id
+    real = [os.path.realpath(d) for d in args]
+    if os.path.realpath(baseline) not in real:
+      raise UsageError(f"--baseline={baseline} is not one of the report's run directories")
+    baseline = record_list[real.index(os.path.realpath(baseline))]["run_id"]
   out_dir = FLAGS.report_dir or os.path.join("reports", records.new_run_id("report", str(len(args))))
   path = write_report(record_list, out_dir, references_dir=_references_dir(), baseline=baseline)
   print(f"wrote {path}")

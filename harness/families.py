@@ -141,11 +141,16 @@ class Family:
   def rule_for(self, labels: Mapping[str, Any], view: "MetricView | None" = None) -> Mapping[str, Any] | None:
     """The tolerance rule of the metric with these labels (None where `rule_where` excludes it), with its
     `rounding` evaluated for these labels (and `view`, the run's metrics, where the bound reads them)."""
+    rule = self.stated_rule(labels)
+    if rule is None or self.rounding is None:
+      return rule
+    return {**rule, "rounding": self.rounding.rule(labels, view)}
+
+  def stated_rule(self, labels: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The family's rule for these labels as stated, without the rounding bound derived from a run."""
     if self.rule is None or not _matches(labels, self.rule_where):
       return None
-    if self.rounding is None:
-      return self.rule
-    return {**self.rule, "rounding": self.rounding.rule(labels, view)}
+    return self.rule
 
   def at(self, **labels: Any) -> "MetricRef":
     """One metric of the family, named by all its labels (for checks comparing single metrics)."""

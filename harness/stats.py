@@ -100,20 +100,6 @@ def paired_t_test(a: Sequence[float], b: Sequence[float], alternative: str = "tw
   return TestResult(t, _p_from_t(t, df, alternative), df, "paired t")
 
 
-def one_sample_t_test(a: Sequence[float], value: float, alternative: str = "two-sided") -> TestResult:
-  """One-sample t-test of mean(a) - value (scipy.stats.ttest_1samp; zero spread: the difference is exact)."""
-  _check_alternative(alternative)
-  a = _as_array(a)
-  if a.size < 2:
-    raise ValueError("a one-sample t-test needs at least two values")
-  diff = float(a.mean() - value)
-  if float(a.std(ddof=1)) == 0.0:
-    return TestResult(math.copysign(math.inf, diff) if diff else 0.0, _degenerate(diff, alternative),
-                      float(a.size - 1), "one-sample t (zero spread)")
-  result = sps.ttest_1samp(a, value, alternative=alternative)
-  return TestResult(float(result.statistic), float(result.pvalue), float(a.size - 1), "one-sample t")
-
-
 def pooled_standard_error(a: Sequence[float], b: Sequence[float]) -> float:
   """sqrt(s_a^2 / n_a + s_b^2 / n_b); a sample of one value contributes no spread."""
   total = 0.0

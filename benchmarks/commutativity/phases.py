@@ -62,8 +62,11 @@ def run_infinite_width(config: CommutativityConfig, ctx, inputs: Inputs, limits)
         for input_set, pairs in inputs.pairs.items():
           library = pair_kernel(k, pairs)
           recursion = rf.finite_depth_kernel(act, pair_kernel(k0, pairs), depth, scale(depth))
-          for a, b in ((library.q1, recursion.q1), (library.q2, recursion.q2), (library.k12, recursion.k12)):
-            worst = max(worst, float(np.max(np.abs(a - b) / np.abs(b).clip(1e-300))))
+          # each entry relative to its scale: q1, q2 themselves, k12 sqrt(q1 q2) (k12 may cancel to 0: erf, c0 = 0)
+          k12_scale = np.sqrt(recursion.q1 * recursion.q2)
+          for a, b, size in ((library.q1, recursion.q1, recursion.q1), (library.q2, recursion.q2, recursion.q2),
+                             (library.k12, recursion.k12, k12_scale)):
+            worst = max(worst, float(np.max(np.abs(a - b) / np.abs(size).clip(1e-300))))
           if scale_name == MAIN_SCALE:
             error = float(np.mean(np.abs(library.corr - limits[act, input_set].corr)))
             ctx.record(F.IW_CORR_ERROR, error, act=act, inputs=input_set, L=depth)

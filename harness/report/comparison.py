@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 from harness import compare as compare_lib
 from harness import records, references, registry
 from harness.errors import HarnessError, ReferenceFileError
+from harness.families import MissingMetric
 from harness.metrics import Metric
 
 # Environment rows of the report: (label, how to read it from a run record).
@@ -161,6 +162,18 @@ def _family_of(experiment, name: str):
   return None if found is None else found[0]
 
 
+def _declared_rule(experiment, name: str, metrics: Mapping[str, Metric]) -> Mapping[str, Any] | None:
+  """The family's rule for a metric without a reference entry, its rounding derived from the first run's metrics;
+  without the rounding where that run cannot give it (a slope's points missing or not finite)."""
+  if experiment is None:
+    return None
+  try:
+    return experiment.rule_for(name, metrics)
+  except (MissingMetric, ValueError, ArithmeticError):
+    family, labels = experiment.family_of(name)
+    return family.stated_rule(labels)
+
+
 def build_group(runs: Sequence[Mapping[str, Any]], references_dir: str | None) -> Group:
   experiment_name, tier = runs[0]["experiment"], runs[0]["tier"]
   try:
@@ -183,7 +196,7 @@ def build_group(runs: Sequence[Mapping[str, Any]], references_dir: str | None) -
     key = family.template if family is not None else "(metrics of no declared family)"
     group = by_family.setdefault(key, FamilyRows(key, family.description if family is not None else "", []))
     entry = entries.get(name)
-    rule = entry["tolerance"] if entry else (experiment.rule_for(name, metrics[0]) if experiment else None)
+    rule = entry["tolerance"] if entry else _declared_rule(experiment, name, metrics[0])
     values = [m.get(name) for m in metrics]
     passes = []
     for k, run in enumerate(runs):

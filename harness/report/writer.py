@@ -98,7 +98,8 @@ def _runs_table(runs, labels, baseline, groups_by_run) -> Table:
     refs = (f"{sum(r.passed for r in comparison.rows)}/{len(comparison.rows)}" if comparison is not None
             else "no reference")
     passed = (comparison is None or comparison.references_passed) and claims_lib.all_passed(claims)
-    base_wall = baseline.get("wall_time_s") if baseline["experiment"] == run["experiment"] else None
+    same_tier = (baseline["experiment"], baseline["tier"]) == (run["experiment"], run["tier"])
+    base_wall = baseline.get("wall_time_s") if same_tier else None
     speedup = ("-" if not base_wall or not run.get("wall_time_s") else f"{base_wall / run['wall_time_s']:.2f}x")
     rows.append([Cell(labels[k] + (" (baseline)" if run is baseline else "")), run["run_id"],
                  f"{run['experiment']}/{run['tier']}", run.get("dtype") or "-",

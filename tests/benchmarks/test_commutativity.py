@@ -262,7 +262,7 @@ def outcomes(metrics) -> dict[str, bool]:
 
 def test_every_claim_passes_on_good_metrics():
   results = outcomes(good_metrics())
-  assert set(results) == {c.name for c in cclaims.CLAIMS} and len(results) == 10
+  assert set(results) == {c.name for c in cclaims.CLAIMS} and len(results) == 12
   assert all(results.values()), results
 
 
@@ -288,11 +288,11 @@ def _mutations():
        {"slope/infinite_width_corr_error_vs_L/relu/synthetic": one(-0.94)}),
       ("width_first_path_converges_at_rate_1_over_L",   # not decreasing at the last step
        {"infinite_width_corr_error/relu/synthetic/L=64": good["infinite_width_corr_error/relu/synthetic/L=32"]}),
-      # significantly outside [-0.6, -0.4] (one-sided t over the 4 seeds, p ~ 0.001)
-      ("depth_first_path_converges", {"slope/mc_corr_abs_error_vs_n/depth_first/relu/synthetic": per_seed(-0.64)}),
+      ("depth_first_rate_is_n_to_the_minus_half",
+       {"slope/mc_corr_abs_error_vs_n/depth_first/relu/synthetic": per_seed(-0.62)}),
       ("depth_first_path_converges",   # no decrease from n = 64 to 128 (at every L: uniform in depth still holds)
        {f"mc_corr_abs_error/relu/synthetic/n=128/L={d}": per_seed(0.65 / 8) for d in DEPTHS}),
-      ("joint_path_converges", {"slope/mc_corr_abs_error_vs_n/joint/relu/synthetic": per_seed(-0.36)}),
+      ("joint_rate_is_n_to_the_minus_half", {"slope/mc_corr_abs_error_vs_n/joint/relu/synthetic": per_seed(-0.38)}),
       ("joint_path_converges", {"mc_corr_abs_error/relu/synthetic/n=32/L=32": per_seed(0.65 / 4)}),
       ("finite_width_error_uniform_in_depth",   # 1.5 x the shallowest, above the 1.25 allowed
        {"mc_corr_abs_error/relu/synthetic/n=16/L=64": per_seed(1.5 * 0.65 / 4)}),
