@@ -84,15 +84,14 @@ def _bench(storage, label, env=None):
 
 @pytest.mark.serial
 def test_make_bench_compare_passes_a_fresh_run_and_fails_a_slowed_kernel(tmp_path):
-  """Baseline and current passes interleaved (B C B C, as a drift of this VM's speed then touches both), the
-  verdict of the 10% rule; then `make bench-compare` with every kernel call slowed down twice fails."""
-  for k in (1, 2):
-    _bench(tmp_path, f"baseline-pass{k}")
-    _bench(tmp_path, f"current-pass{k}")
+  """A baseline and a current pass back to back (the 35 ms case: 7% pass-to-pass drift on this VM, within the 10%
+  rule), the verdict of the rule; then `make bench-compare` with every kernel call slowed down twice fails."""
+  _bench(tmp_path, "baseline-pass1")
+  _bench(tmp_path, "current-pass1")
   fresh = subprocess.run([sys.executable, "-m", "harness.benchcompare", "compare", f"--storage={tmp_path}"],
                          capture_output=True, text=True, cwd=REPO, check=False)
   assert fresh.returncode == 0, fresh.stdout + fresh.stderr
-  assert "1/1 within 10%" in fresh.stdout
+  assert "1/1 within 10%" in fresh.stdout, fresh.stdout
   saved = json.loads(next(tmp_path.rglob("*_current-pass1.json")).read_text())
   info = saved["benchmarks"][0]["extra_info"]
   assert info["flops_per_entry"] > 0 and info["gflops_per_s"] > 0
