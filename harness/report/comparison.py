@@ -16,7 +16,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 from harness import compare as compare_lib
-from harness import records, references, registry
+from harness import precision, records, references, registry, stats
 from harness.errors import HarnessError, ReferenceFileError
 from harness.families import MissingMetric
 from harness.metrics import Metric
@@ -188,6 +188,7 @@ def build_group(runs: Sequence[Mapping[str, Any]], references_dir: str | None) -
       reference_error = str(e)
   entries = {e["metric"]: e for e in blob["entries"]} if blob else {}
   comparisons = [compare_lib.compare(r, references_dir) if blob else None for r in runs]
+  verdicts = [{row.metric: row.passed for row in c.rows} if c else {} for c in comparisons]  # per run, per entry
   metrics = [records.metrics_of(r) for r in runs]
   names = sorted(set(entries) | {n for m in metrics for n in m})
   by_family: dict[str, FamilyRows] = {}
@@ -198,12 +199,7 @@ def build_group(runs: Sequence[Mapping[str, Any]], references_dir: str | None) -
     entry = entries.get(name)
     rule = entry["tolerance"] if entry else _declared_rule(experiment, name, metrics[0])
     values = [m.get(name) for m in metrics]
-    passes = []
-    for k, run in enumerate(runs):
-      if entry is None:
-        passes.append(None)
-      else:
-        passes.append(references.check(entry, values[k], run.get("dtype"), references.reference_dtype(blob, entry))[0])
+    passes = [None if entry is None else verdicts[k][name] for k in range(len(runs))]
     disagreements = []
     if rule is not None:
       for i, j in itertools.combinations(range(len(runs)), 2):
@@ -270,12 +266,10 @@ def precision_rows(group: Group) -> tuple[tuple[int, int] | None, list[Precision
         worst, worst_name = rel, row.name
       rounding = (row.rule or {}).get("rounding")
       if rounding:
-        from harness import precision  # pylint: disable=import-outside-toplevel
         bound = precision.rounding_bound(rounding, a.mean, "float32", "float64")
         if bound > 0:
           of_bound = max(of_bound or 0.0, abs(b.mean - a.mean) / bound)
       if (row.rule or {}).get("kind") == "statistical" and len(a.values) > 1 and len(b.values) > 1:
-        from harness import stats  # pylint: disable=import-outside-toplevel
         p = stats.welch_t_test(b.values, a.values).p_value
         smallest_p = p if smallest_p is None else min(smallest_p, p)
     if n:

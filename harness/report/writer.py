@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 
 from harness import claims as claims_lib  # pylint: disable=wrong-import-position
 from harness import compare as compare_lib  # pylint: disable=wrong-import-position
-from harness import atomic, environment, registry  # pylint: disable=wrong-import-position
+from harness import atomic, environment, references, registry  # pylint: disable=wrong-import-position
 from harness.errors import HarnessError  # pylint: disable=wrong-import-position
 from harness.metrics import summarize  # pylint: disable=wrong-import-position
 from harness.report import comparison as cmp  # pylint: disable=wrong-import-position
@@ -147,7 +147,6 @@ def _metric_rows(group: cmp.Group, rows, labels) -> list[list[Cell]]:
     values = [Cell(_value(v), "fail" if row.passes_reference[k] is False else "num") for k, v in enumerate(row.values)]
     reference = Cell("-", "muted")
     if row.reference is not None:
-      from harness import references  # pylint: disable=import-outside-toplevel
       reference = Cell(f"{references.describe_reference(row.reference)} {references.describe_tolerance(row.rule)}")
     agree = (Cell("-", "muted") if row.agree is None else Cell("agree", "ok") if row.agree else
              Cell("; ".join(f"{labels[i]}/{labels[j]}: {d}" for i, j, d in row.disagreements), "fail"))
@@ -206,7 +205,7 @@ def _group_blocks(group: cmp.Group, labels, baseline, out_dir) -> list:
   return blocks
 
 
-def _run_details(record, label: str, out_dir: str, references_dir: str | None) -> Details:
+def _run_details(record, label: str) -> Details:
   env = record["environment"]
   claims = compare_lib.evaluate_claims(record)
   read_by: dict[str, list[str]] = {}
@@ -267,7 +266,7 @@ def write_report(record_list: Sequence[Mapping[str, Any]], out_dir: str, referen
   for group in group_list:
     group_labels = [labels[record_list.index(r)] for r in group.runs]
     blocks += _group_blocks(group, group_labels, base, out_dir)
-  blocks += [Heading(2, "Run details")] + [_run_details(r, labels[k], out_dir, references_dir)
+  blocks += [Heading(2, "Run details")] + [_run_details(r, labels[k])
                                            for k, r in enumerate(record_list)]
   # report.html first: report.md marks a finished report (a folder holding one is refused above)
   atomic.write_text_atomic(os.path.join(out_dir, "report.html"), to_html(blocks, title, out_dir))
