@@ -89,6 +89,19 @@ def test_gram_simulator_first_layer_and_moments():
   assert np.all(np.abs(k.mean(axis=0) - k0) <= 5 * se + 1e-15)
 
 
+@pytest.mark.parametrize("act", ["relu", "erf"])
+def test_gram_streams_in_threads_equal_the_sequential_simulations(act):
+  """simulate_gram_streams gives each seed's stream bit for bit what simulate_gram gives it alone."""
+  x = cinputs.synthetic_points(CORRELATIONS, 5)
+  k0 = x @ x.T / x.shape[1]
+  streams = gram.simulate_gram_streams(k0, 16, 5, 0.5, act, 7, [np.random.default_rng([s, 3]) for s in range(5)],
+                                       threads=3)
+  for seed, (y0, y) in enumerate(streams):
+    y0_alone, y_alone = gram.simulate_gram(k0, 16, 5, 0.5, act, 7, np.random.default_rng([seed, 3]))
+    np.testing.assert_array_equal(y0, y0_alone)
+    np.testing.assert_array_equal(y, y_alone)
+
+
 def test_keras_net_is_the_residual_recursion():
   """The Keras net of residual_spec computes Y_0 = x W_0 / sqrt(d), Y_l = Y_(l-1) + s relu(Y_(l-1)) W_l / sqrt(n)
   with W ~ N(0, 1) (NTK parameterisation, so W_in ~ N(0, 1/d) as in the paper), in float64: equal to a numpy
