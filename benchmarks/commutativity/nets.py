@@ -1,29 +1,39 @@
 """The residual net of Hayou & Yang 2023 in the architecture library: its spec, infinite-width kernel, Keras nets."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 
-def residual_spec(activation: str, depth: int, branch_scale: float):
-  """Y_0 = W_in x; L blocks x + s Dense(phi(x)) (harness.nets, NTK parameterisation, no biases)."""
+def residual_profile(activation: str, branch_scale: float):
+  """Y_0 = W_in x, then any number of blocks x + s Dense(phi(x)) (harness.nets, NTK parameterisation, no biases)."""
   from harness import nets  # pylint: disable=import-outside-toplevel
   phi = {"relu": nets.Relu, "erf": nets.Erf}[activation]()
   block = nets.residual(nets.serial(phi, nets.Dense(w_std=1.0, b_std=0.0)), branch_scale=branch_scale)
-  return nets.serial(nets.Dense(w_std=1.0, b_std=0.0), nets.repeat(block, depth))
+  return nets.DepthProfile(block=block, head=(nets.Dense(w_std=1.0, b_std=0.0),))
 
 
-def infinite_width_kernel(activation: str, x: np.ndarray, depth: int, branch_scale: float, dtype: str) -> np.ndarray:
-  """NNGP of Y_L (the last residual block's output) between the rows of x, from harness.nets.
+def residual_spec(activation: str, depth: int, branch_scale: float):
+  """The net of `residual_profile` with L = depth blocks."""
+  return residual_profile(activation, branch_scale).spec(depth)
 
-  Op by op (`nets.eager`): XLA compiles L unrolled residual blocks in time growing faster than L, minutes at
-  L = 256, while a block run eagerly costs milliseconds (docs/performance.md).
+
+def infinite_width_kernels(activation: str, x: np.ndarray, depths: Sequence[int],
+                           branch_scale: Callable[[int], float], dtype: str) -> dict[int, np.ndarray]:
+  """{L: NNGP of Y_L between the rows of x} from harness.nets, with branch scale s(L).
+
+  The L blocks run as one loop in a compiled program (`nets.DepthProfile`), so compile time does not grow with L
+  (an unrolled 256-block net compiles for minutes). A scale that does not depend on L gives every depth from one
+  pass; else each L is its own net.
   """
-  from harness import nets  # pylint: disable=import-outside-toplevel
-  with nets.eager():
-    return np.asarray(residual_spec(activation, depth, branch_scale).kernel(x, get="nngp", dtype=dtype),
-                      dtype=np.float64)
+  scales = {depth: branch_scale(depth) for depth in depths}
+  groups = ([tuple(depths)] if len(set(scales.values())) == 1 else [(depth,) for depth in depths])
+  out = {}
+  for group in groups:
+    kernels = residual_profile(activation, scales[group[0]]).kernel(x, depths=group, get="nngp", dtype=dtype)
+    out.update({depth: np.asarray(k, dtype=np.float64) for depth, k in kernels.items()})
+  return out
 
 
 class KerasResidualNet:

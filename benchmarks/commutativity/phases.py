@@ -12,7 +12,7 @@ from harness.theory import residual_flow as rf
 from benchmarks.commutativity import families as F
 from benchmarks.commutativity.config import CommutativityConfig
 from benchmarks.commutativity.inputs import Inputs, make_inputs, pair_kernel
-from benchmarks.commutativity.nets import KerasResidualNet, infinite_width_kernel
+from benchmarks.commutativity.nets import KerasResidualNet, infinite_width_kernels
 
 # Branch scales s(L) by name (families.SCALES); "inverse_sqrt_depth" is the paper's.
 BRANCH_SCALES: dict[str, Callable[[int], float]] = {
@@ -57,8 +57,9 @@ def run_infinite_width(config: CommutativityConfig, ctx, inputs: Inputs, limits)
   for act in config.activations:
     worst = 0.0
     for scale_name, scale in BRANCH_SCALES.items():
+      kernels = infinite_width_kernels(act, inputs.x, config.kernel_depths, scale, ctx.dtype)
       for depth in config.kernel_depths:
-        k = infinite_width_kernel(act, inputs.x, depth, scale(depth), ctx.dtype)
+        k = kernels[depth]
         for input_set, pairs in inputs.pairs.items():
           library = pair_kernel(k, pairs)
           recursion = rf.finite_depth_kernel(act, pair_kernel(k0, pairs), depth, scale(depth))
@@ -102,10 +103,10 @@ def run_monte_carlo(config: CommutativityConfig, ctx, inputs: Inputs, limits) ->
     for s_index, scale_name in enumerate(scales):
       for n in config.widths:
         for depth in config.depths:
-          for seed in ctx.seeds:
-            rng = seeding.rng(seed, a_index, s_index, n, depth, STREAM_MONTE_CARLO)
-            y0, y = gram.simulate_gram(k0, n, depth, BRANCH_SCALES[scale_name](depth), act, config.nets_per_seed, rng,
-                                       ctx.dtype)
+          rngs = [seeding.rng(seed, a_index, s_index, n, depth, STREAM_MONTE_CARLO) for seed in ctx.seeds]
+          simulated = gram.simulate_gram_streams(k0, n, depth, BRANCH_SCALES[scale_name](depth), act,
+                                                 config.nets_per_seed, rngs, ctx.dtype)
+          for seed, (y0, y) in zip(ctx.seeds, simulated):
             k, k_start = gram.second_moments(y), gram.second_moments(y0)
             if scale_name == MAIN_SCALE:
               for input_set, pairs in inputs.pairs.items():
@@ -189,9 +190,10 @@ def run_gaussianity(config: CommutativityConfig, ctx) -> None:
     for depth in config.gauss_depths:
       for n in config.gauss_widths:
         nets = -(-config.gauss_samples // n)
-        for seed in ctx.seeds:
-          rng = seeding.rng(seed, a_index, n, depth, STREAM_GAUSSIANITY)
-          _, y = gram.simulate_gram(one_input, n, depth, BRANCH_SCALES[MAIN_SCALE](depth), act, nets, rng, ctx.dtype)
+        rngs = [seeding.rng(seed, a_index, n, depth, STREAM_GAUSSIANITY) for seed in ctx.seeds]
+        simulated = gram.simulate_gram_streams(one_input, n, depth, BRANCH_SCALES[MAIN_SCALE](depth), act, nets, rngs,
+                                               ctx.dtype)
+        for seed, (_, y) in zip(ctx.seeds, simulated):
           ctx.record(F.GAUSS_KURTOSIS, gram.excess_kurtosis(y), seed=seed, act=act, L=depth, n=n)
         counter.advance()
 
@@ -215,6 +217,6 @@ def run(config: CommutativityConfig, ctx) -> None:
   with ctx.phase("gaussianity"):
     run_gaussianity(config, ctx)
   ctx.note("monte_carlo_simulator", "Gram recursion (exact in distribution), numpy float64; see harness/residual_gram.py")
-  ctx.note("kernel_evaluation", "harness.nets spec.kernel, eager (no XLA compilation)")
+  ctx.note("kernel_evaluation", "harness.nets DepthProfile.kernel (the blocks as one compiled loop)")
   ctx.note("keras_nets", f"harness.nets spec.keras_model, {ctx.dtype}, Keras backend {_keras_backend()}, "
                          f"{config.keras_nets_per_seed * len(ctx.seeds)} nets per point")

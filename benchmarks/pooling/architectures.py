@@ -18,3 +18,17 @@ def architecture(name: str, depth: int, nonlinearity: str = "relu", w_std: float
   conv = [nets.Conv(filter_size=FILTER_SIZE, w_std=w_std, b_std=b_std, padding=padding), act()] * depth
   readout = nets.GlobalAvgPool() if name == "cnn_gap" else nets.Flatten()
   return nets.serial(*conv, readout, nets.Dense(w_std=w_std, b_std=b_std))
+
+
+def depth_profile(name: str, nonlinearity: str = "relu", w_std: float = W_STD, b_std: float = B_STD,
+                  padding: str = "SAME"):
+  """The nets `architecture(name, depth, ...)` of every depth as one harness.nets.DepthProfile (their kernels at
+  many depths from one pass)."""
+  from harness import nets  # pylint: disable=import-outside-toplevel
+  act = {"relu": nets.Relu, "erf": nets.Erf}[nonlinearity]
+  dense = nets.Dense(w_std=w_std, b_std=b_std)
+  if name == "fcn":
+    return nets.DepthProfile(block=nets.serial(dense, act()), head=(nets.Flatten(),), readout=(dense,))
+  conv = nets.Conv(filter_size=FILTER_SIZE, w_std=w_std, b_std=b_std, padding=padding)
+  readout = nets.GlobalAvgPool() if name == "cnn_gap" else nets.Flatten()
+  return nets.DepthProfile(block=nets.serial(conv, act()), readout=(readout, dense))

@@ -10,7 +10,7 @@ from harness import training
 from harness.theory import signal_propagation as sp
 
 from benchmarks.pooling import families as F
-from benchmarks.pooling.architectures import architecture
+from benchmarks.pooling.architectures import architecture, depth_profile
 from benchmarks.pooling.config import ARCHITECTURES, PoolingConfig
 from benchmarks.pooling.data import blocks as data_blocks
 from benchmarks.pooling.data import theory_inputs
@@ -157,20 +157,17 @@ def run_fcn_depth_profile(ctx) -> None:
 def run_cnn_depth_profile(config: PoolingConfig, ctx) -> None:
   """NTK condition number and mean predictor vs depth of FCN, CNN-Flatten and CNN-GAP (circular padding, Erf).
 
-  Op by op (`nets.eager`): every depth is its own spec, and on 96 images of 4x4 pixels compiling each would
-  cost far more than running it."""
-  from harness import nets  # pylint: disable=import-outside-toplevel
+  Every depth of an architecture from one kernel call (`architectures.depth_profile`: the blocks run as one loop
+  and are read out at each depth on the way)."""
   x, y = theory_inputs(ctx, THEORY_N_TRAIN, THEORY_N_TEST, config.cnn_theory_downsample, "float64")
-  counter = ctx.counter(len(ARCHITECTURES) * len(phases_sigma_w2()) * len(config.cnn_theory_depths))
+  counter = ctx.counter(len(ARCHITECTURES) * len(phases_sigma_w2()))
   for arch in ARCHITECTURES:
     for phase, sigma_w2 in phases_sigma_w2().items():
-      kernels = []
-      for depth in config.cnn_theory_depths:
-        spec = architecture(arch, depth, "erf", math.sqrt(sigma_w2), math.sqrt(THEORY_SIGMA_B2), padding="CIRCULAR")
-        with nets.eager():
-          k = spec.kernel(x, None, get=("nngp", "ntk"), dtype="float64")
-        kernels.append(sp.Kernels(depth, np.asarray(k["nngp"]), np.asarray(k["ntk"])))
-        counter.advance()
+      profile = depth_profile(arch, "erf", math.sqrt(sigma_w2), math.sqrt(THEORY_SIGMA_B2), padding="CIRCULAR")
+      by_depth = profile.kernel(x, None, depths=config.cnn_theory_depths, get=("nngp", "ntk"), dtype="float64")
+      kernels = [sp.Kernels(depth, np.asarray(by_depth[depth]["nngp"]), np.asarray(by_depth[depth]["ntk"]))
+                 for depth in config.cnn_theory_depths]
+      counter.advance()
       points = sp.ntk_depth_profile(kernels, THEORY_N_TRAIN, y)
       if arch == "fcn":
         _record_profile(ctx, F.SMALL_FCN_PROFILE, phase, points, px=x.shape[1])

@@ -65,6 +65,7 @@ from harness.nets import backends as _backends
 from harness.nets.backends import configure_xla_cpu
 from harness.nets.empirical import empirical_nngp, empirical_ntk, monte_carlo_kernels, outputs
 from harness.nets.tiling import kernel_tiled
+from harness.nets.depth_profile import DepthProfile
 from harness.nets.resnet import cifar_resnet, stage_channels
 
 
@@ -80,7 +81,7 @@ def eager():
 
 
 __all__ = [
-    "Conv", "Dense", "Erf", "Flatten", "GlobalAvgPool", "Identity", "Kernel", "Layer", "NTKConv", "NTKDense",
+    "Conv", "Dense", "DepthProfile", "Erf", "Flatten", "GlobalAvgPool", "Identity", "Kernel", "Layer", "NTKConv", "NTKDense",
     "PARAMETERIZATIONS", "Relu", "Residual", "Serial", "cifar_resnet", "configure_xla_cpu", "eager", "empirical_nngp",
     "empirical_ntk", "kernel_tiled", "monte_carlo_kernels", "mup_lr_multipliers", "outputs", "predict", "reinitialize",
     "repeat", "residual", "serial", "stage_channels",

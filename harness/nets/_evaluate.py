@@ -93,18 +93,29 @@ class _Plan:
   """Which layers run in which layout (module docstring), from what the spec's leaves answer (the planner
   protocol of harness/nets/_spec.py: no layer class is named here)."""
 
-  def __init__(self, spec, input_shape: tuple):
+  def __init__(self, spec, input_shape: tuple, repeat: tuple[int, int, tuple[int, ...]] | None = None):
+    """repeat: (start, stop, depths) for a depth profile (`kernel_by_depth`): leaves[start:stop] is a block applied
+    d times for every d in depths (ascending), and the layers after it read out each of those depths; None: every
+    leaf once."""
     out = spec.check_shapes(input_shape)
     if len(out) != 1:
       raise ValueError(f"{spec!r} ends with an image {out}; add Flatten() or GlobalAvgPool() before the readout")
     leaves = spec.leaves()
+    self.leaves = leaves
+    self.describe = spec.describe() + ("" if repeat is None else f" repeat{repeat}")
+    self.repeat = repeat
+    self.taps = 1 if repeat is None else len(repeat[2])
     self.is_image = len(input_shape) == 3
     self.readout = None
     if self.is_image:  # the shape check guarantees a readout
       index = next(i for i, leaf in enumerate(leaves) if leaf.readout_layout is not None)
       self.spatial, self.readout, self.vector = leaves[:index], leaves[index], leaves[index + 1:]
+      self.split = index + 1  # leaves[:split] run per chunk of pairs (FULL/SKEWED), the rest on (n1, n2) blocks
     else:
       self.spatial, self.vector = [], leaves
+      self.split = 0
+    if repeat is not None and repeat[0] < self.split < repeat[1]:
+      raise ValueError("the repeated block must not contain the readout (Flatten or GlobalAvgPool)")
     self.layout = self.readout.readout_layout if self.is_image else VECTOR
     self.vector_needs_variances = any(leaf.has_nonlinearity() for leaf in self.vector)
     spatial_shape = input_shape[:2]
@@ -118,6 +129,10 @@ class _Plan:
     if self.layout == FULL:
       separators = [leaf.skew_separator(spatial_shape) for leaf in self.spatial]
       self.separator = None if None in separators else max([0] + separators)
+
+  def taps_in(self, first: int, last: int) -> int:
+    """Readouts of the layers leaves[first:last]: one per depth where the profile's block lies there, else one."""
+    return self.taps if self.repeat is not None and first <= self.repeat[0] < last else 1
 
   def scratch_size(self, pair_elements_per_position: int, spatial_shape) -> int:
     """Elements of the zero scratch vector: the largest bordered nngp and ntk, stacked (spatial sizes only shrink)."""
@@ -142,9 +157,61 @@ def _run(layers, k: Kernel) -> Kernel:
   return k
 
 
+# Kernel fields a repeated block changes (the loop's carry); the others are fixed for the whole call.
+_CARRIED = ("nngp", "ntk", "var1", "var2")
+
+
+def _repeated(block, k: Kernel, times: int, settled: bool) -> Kernel:
+  """k through the layers `block`, `times` times, as one loop in the compiled program: its compile time does not
+  grow with depth (an unrolled 50-block CNN compiles for minutes).
+
+  settled: k is already in the form the block returns (zero border, which fields are None); else the first
+  application is unrolled to bring it there. The loop starts each iteration without recycled buffers (`Kernel.
+  with_border`) or held affine parts: schedule fields, no effect on any value.
+  """
+  if times == 0:
+    return k
+  if not settled:
+    k, times = _run(block, k), times - 1
+    if times == 0:
+      return k
+  k = k.replace(buffers=(), affine_parts=None)
+  fields = [name for name in _CARRIED if getattr(k, name) is not None]
+
+  def body(_, carry):
+    out = _run(block, k.replace(**dict(zip(fields, carry))))
+    if out.border != k.border or [f for f in _CARRIED if getattr(out, f) is not None] != fields:
+      raise ValueError("a repeated block must return the kernel in the form it takes (border and fields)")
+    return tuple(getattr(out, f) for f in fields)
+
+  carry = ops.fori_loop(0, times, body, tuple(getattr(k, f) for f in fields))
+  return k.replace(**dict(zip(fields, carry)))
+
+
+def _run_taps(plan: "_Plan", first: int, last: int, k: Kernel) -> list[Kernel]:
+  """plan.leaves[first:last] on k: one kernel, or, when the depth profile's repeated block lies in this range, the
+  kernel read out at each depth of the profile (the layers after the block applied at each)."""
+  layers = plan.leaves[first:last]
+  if plan.repeat is None or not first <= plan.repeat[0] < last:
+    return [_run(layers, k)]
+  start, stop, depths = plan.repeat[0] - first, plan.repeat[1] - first, plan.repeat[2]
+  k = _run(layers[:start], k)
+  taps, done = [], 0
+  for depth in depths:
+    k = _repeated(layers[start:stop], k, depth - done, settled=done > 0)
+    done = depth
+    taps.append(_run(layers[stop:], k))
+  return taps
+
+
 def _outputs(k: Kernel, names: tuple[str, ...]):
   values = {"nngp": k.nngp, "ntk": k.ntk if k.ntk is not None else ops.zeros_like(k.nngp)}
   return tuple(values[name] for name in names)
+
+
+def _tap_outputs(kernels: Sequence[Kernel], names: tuple[str, ...]) -> tuple:
+  """The outputs of each kernel in turn: taps x names, flat."""
+  return tuple(o for k in kernels for o in _outputs(k, names))
 
 
 def _pad_images(x, border: int):
@@ -240,7 +307,7 @@ def _skewed_fn(plan: _Plan, names: tuple[str, ...], masked: bool, pairs_a_unit: 
       def step(step_args):
         k = _skewed_input(args[0], args[1], step_args[0], step_args[1], step_args[2], track_ntk,
                           step_args[3] if masked else None, plan.input_border)
-        out = _outputs(_run(plan.spatial + [plan.readout], k.replace(scratch=scratch)), names)
+        out = _tap_outputs(_run_taps(plan, 0, plan.split, k.replace(scratch=scratch)), names)
         return tuple(ops.sum(ops.reshape(o, (pairs_a_unit, -1)), axis=1) for o in out)  # each pair's groups
       per_step = ops.map(step, (index_a, index_b, valid) + ((args[2],) if masked else ()))
       return tuple(ops.sum(o, axis=0) for o in per_step)
@@ -257,10 +324,8 @@ def _block_fn(plan: _Plan, names: tuple[str, ...], masked: bool):
 
   def block(x1, x2, scratch, mask):
     k = _block_input(x1, x2, plan.layout, track_ntk, mask, plan.input_border)
-    k = k.replace(scratch=scratch)
-    if plan.is_image:
-      k = _run(plan.spatial + [plan.readout], k)
-    return _outputs(_run(plan.vector, k), names)
+    kernels = _run_taps(plan, 0, plan.split, k.replace(scratch=scratch))
+    return _tap_outputs([out for k in kernels for out in _run_taps(plan, plan.split, len(plan.leaves), k)], names)
 
   def fn(x1, x2, scratch, *mask):
     if not plan.is_image:
@@ -280,7 +345,7 @@ def _full_fn(plan: _Plan, names: tuple[str, ...], masked: bool):
   def fn(xa, xb, scratch, *mask):
     def step(args):
       k = _full_input(args[0], args[1], track_ntk, args[2] if masked else None, plan.input_border)
-      return _outputs(_run(plan.spatial + [plan.readout], k.replace(scratch=scratch)), names)
+      return _tap_outputs(_run_taps(plan, 0, plan.split, k.replace(scratch=scratch)), names)
     return ops.map(step, (xa, xb) + tuple(mask))
   return fn
 
@@ -294,7 +359,7 @@ def _vector_fn(plan: _Plan, names: tuple[str, ...], masked: bool, with_ntk: bool
     ntk, (var1, var2, *mask) = (rest[0], rest[1:]) if with_ntk else (None, rest)
     k = Kernel(nngp=nngp, ntk=ntk if track_ntk else None, var1=var1, var2=var2, layout=VECTOR, track_ntk=track_ntk,
                same=mask[0] if masked else None)
-    return _outputs(_run(plan.vector, k), names)
+    return _tap_outputs(_run_taps(plan, plan.split, len(plan.leaves), k), names)
   return fn
 
 
@@ -342,6 +407,33 @@ def _map(fn, jobs, threads: int):
 
 def kernel(spec, x1, x2=None, get: str | Sequence[str] = KERNELS, dtype: str = "float64"):
   """`spec.kernel` (harness/nets/_spec.py `Layer.kernel`) of a harness.nets layer `spec`."""
+  (out,) = _evaluate(spec, None, x1, x2, get, dtype)
+  return out
+
+
+def kernel_by_depth(head: Sequence, block, readout: Sequence, depths: Sequence[int], x1, x2=None,
+                    get: str | Sequence[str] = KERNELS, dtype: str = "float64") -> dict:
+  """{depth: kernels of serial(*head, repeat(block, depth), *readout)} for every depth, from one pass (harness/nets/
+  depth_profile.py)."""
+  depths = tuple(sorted({int(d) for d in depths}))
+  if not depths or depths[0] < 0:
+    raise ValueError(f"depths must be integers >= 0, got {depths}")
+  from harness.nets import _spec  # pylint: disable=import-outside-toplevel
+  template = _spec.serial(*head, block, *readout)
+  x1 = np.asarray(x1)
+  shape = tuple(x1.shape[1:])
+  once = _spec.serial(*head, block).check_shapes(shape)  # the first block may change the channels (3 -> width)
+  twice = _spec.serial(*head, block, block).check_shapes(shape)
+  if tuple(once) != tuple(twice):
+    raise ValueError(f"the repeated block must keep the shape it returns: {block!r} maps {once} to {twice}")
+  start = len(_spec.serial(*head).leaves()) if head else 0
+  repeat = (start, start + len(block.leaves()), depths)
+  return dict(zip(depths, _evaluate(template, repeat, x1, x2, get, dtype)))
+
+
+def _evaluate(spec, repeat, x1, x2, get, dtype) -> list:
+  """The requested kernels ({name: array}, or the array when `get` is a name) of spec, once per tap (one, or one
+  per depth of `repeat`: `_Plan`)."""
   requested = _batching.canonical_get(get, unique=True)
   names = ("nngp", "ntk") if "ntk" in requested else ("nngp",)  # the NTK recursion needs the NNGP
   precision.check_dtype(dtype)
@@ -352,20 +444,28 @@ def kernel(spec, x1, x2=None, get: str | Sequence[str] = KERNELS, dtype: str = "
     raise ValueError(f"x1 and x2 must have the same per-example shape, got {x1.shape[1:]} and {x2.shape[1:]}")
   if not symmetric and x1.shape == x2.shape and np.array_equal(x1, x2):
     symmetric = True
-  plan = _Plan(spec, x1.shape[1:])
+  plan = _Plan(spec, x1.shape[1:], repeat)
   backend = backends.current()
   if dtype == "float64":
     backend.enable_float64()
   with backend.kernel_precision():
     if plan.layout == FULL:
-      result = _full_kernel(spec, plan, x1, x2, symmetric, names, dtype)
+      result = _full_kernel(plan, x1, x2, symmetric, names, dtype)
     else:
-      result = _block_kernel(spec, plan, x1, x2, symmetric, names, dtype)
-  out = dict(zip(names, result))
-  return out[get] if isinstance(get, str) else {name: out[name] for name in requested}
+      result = _block_kernel(plan, x1, x2, symmetric, names, dtype)
+  taps = []
+  for tap in _by_tap(result, len(names)):
+    out = dict(zip(names, tap))
+    taps.append(out[get] if isinstance(get, str) else {name: out[name] for name in requested})
+  return taps
 
 
-def _host_gram_kernel(spec, plan, x1, x2, symmetric, names, dtype):
+def _by_tap(flat: list, per_tap: int) -> list[list]:
+  """Outputs in the traced functions' order (taps x names, flat) as one list per tap."""
+  return [flat[i:i + per_tap] for i in range(0, len(flat), per_tap)]
+
+
+def _host_gram_kernel(plan, x1, x2, symmetric, names, dtype):
   """Vector inputs on CPU: the input covariance x1 x2^T / d is one BLAS call on the host arrays, and only it and
   the norms go to the compiled recursion (the one run after pooling): converting the inputs cost more than the
   matmul (FC 64x64 block, 3072-dim: 3 MiB a call). The squared norms by np.vecdot (a third of np.einsum's time);
@@ -374,24 +474,24 @@ def _host_gram_kernel(spec, plan, x1, x2, symmetric, names, dtype):
   nngp = (x1 @ x2.T) * (1.0 / d)
   var1 = np.vecdot(x1, x1) * (1.0 / d)
   var2 = var1 if symmetric else np.vecdot(x2, x2) * (1.0 / d)
-  return _vector_layers(spec, plan, nngp, None, var1, var2, symmetric, names, dtype)
+  return _vector_layers(plan, nngp, None, var1, var2, symmetric, names, dtype)
 
 
-def _vector_layers(spec, plan, nngp, ntk, var1, var2, symmetric, names, dtype):
+def _vector_layers(plan, nngp, ntk, var1, var2, symmetric, names, dtype):
   """plan.vector (the layers on (n1, n2) blocks) on given input kernels, in one compiled call (`_vector_fn`); ntk
   None: the input NTK is 0."""
   n1, n2 = nngp.shape
   with_ntk = ntk is not None
-  key = (spec.describe(), "vector_layers", keras.backend.backend(), (n1, n2), dtype, names, symmetric, with_ntk)
+  key = (plan.describe, "vector_layers", keras.backend.backend(), (n1, n2), dtype, names, symmetric, with_ntk)
   fn = _compiled(key, lambda: _vector_fn(plan, names, symmetric, with_ntk))
   arrays = [nngp] + ([ntk] if with_ntk else []) + [var1, var2] + ([np.eye(n1, dtype=bool)] if symmetric else [])
   return _call(fn, arrays, dtype)
 
 
-def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
+def _block_kernel(plan, x1, x2, symmetric, names, dtype):
   n1, n2 = len(x1), len(x2)
   if not plan.is_image and HOST_GRAM and not backends.current().has_accelerator():
-    return _host_gram_kernel(spec, plan, x1, x2, symmetric, names, dtype)
+    return _host_gram_kernel(plan, x1, x2, symmetric, names, dtype)
   # Vector inputs: one call; XLA already spreads the matmul and the elementwise loops over the cores, and host
   # threads only add start-up cost.
   threads = host_threads() if plan.is_image else 1
@@ -406,7 +506,7 @@ def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
   if len(chunks) == 1:  # fewer rows than one call holds: no more steps than needed
     steps = -(-n1 // step_rows)
   rows = steps * step_rows
-  key = (spec.describe(), "block", keras.backend.backend(), steps, step_rows, x2.shape, dtype, names, symmetric)
+  key = (plan.describe, "block", keras.backend.backend(), steps, step_rows, x2.shape, dtype, names, symmetric)
   fn = _compiled(key, lambda: _block_fn(plan, names, symmetric))
   scratch = _zeros(plan.scratch_size(step_rows * n2, x1.shape[1:3]) if plan.is_image else 0, dtype)
   x2_input = channels_first(x2) if plan.is_image else x2
@@ -426,10 +526,10 @@ def _block_kernel(spec, plan, x1, x2, symmetric, names, dtype):
     return [r.reshape(rows, n2)[:stop - start] for r in _call(fn, arrays, dtype)]
 
   parts = _map(job, chunks, threads)
-  return [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
+  return [np.concatenate([p[i] for p in parts]) for i in range(len(names) * plan.taps)]  # the whole net
 
 
-def _full_kernel(spec, plan, x1, x2, symmetric, names, dtype):
+def _full_kernel(plan, x1, x2, symmetric, names, dtype):
   n1, n2 = len(x1), len(x2)
   if symmetric:
     data = x1
@@ -442,9 +542,18 @@ def _full_kernel(spec, plan, x1, x2, symmetric, names, dtype):
       rows, cols = np.concatenate([rows, extra]), np.concatenate([cols, extra])
   masked = symmetric or plan.vector_needs_variances
   if SKEWED_GAP and plan.separator is not None:
-    values = _skewed_values(spec, plan, data, rows, cols, names, dtype, masked)
+    values = _skewed_values(plan, data, rows, cols, names, dtype, masked)
   else:
-    values = _full_values(spec, plan, data, rows, cols, names, dtype, masked)
+    values = _full_values(plan, data, rows, cols, names, dtype, masked)
+  out = []
+  for tap in _by_tap(values, len(names)):
+    out += _assembled(plan, tap, n1, n2, rows, cols, symmetric, names, dtype)
+  return out
+
+
+def _assembled(plan, values, n1, n2, rows, cols, symmetric, names, dtype) -> list:
+  """The (n1, n2) blocks of one tap from its per-pair values, through the layers after the pooling (flat outputs,
+  taps x names: several when the profile's repeated block lies there)."""
   blocks = []
   for value in values:
     if symmetric:
@@ -465,10 +574,10 @@ def _full_kernel(spec, plan, x1, x2, symmetric, names, dtype):
   else:  # never read: no nonlinearity follows
     var1, var2 = np.ones(n1, dtype), np.ones(n2, dtype)
   ntk = blocks[1] if "ntk" in names else None
-  return _vector_layers(spec, plan, nngp, ntk, var1, var2, symmetric, names, dtype)
+  return _vector_layers(plan, nngp, ntk, var1, var2, symmetric, names, dtype)
 
 
-def _full_values(spec, plan, data, rows, cols, names, dtype, masked):
+def _full_values(plan, data, rows, cols, names, dtype, masked):
   """Pairs (data[rows], data[cols]) in FULL chunks of c pairs: one array of len(rows) values per kernel."""
   pairs = len(rows)
   threads = host_threads()
@@ -477,7 +586,7 @@ def _full_values(spec, plan, data, rows, cols, names, dtype, masked):
   chunk_elements = BLOCK_ELEMENTS if _large_steps() else FULL_CHUNK_ELEMENTS
   size = max(1, min(chunk_elements // area**2, per_job))  # pairs per step
   steps = -(-per_job // size)
-  key = (spec.describe(), "full", keras.backend.backend(), steps, size, data.shape[1:], dtype, names, masked)
+  key = (plan.describe, "full", keras.backend.backend(), steps, size, data.shape[1:], dtype, names, masked)
   fn = _compiled(key, lambda: _full_fn(plan, names, masked))
   scratch = _zeros(plan.scratch_size(size, data.shape[1:3]), dtype)
 
@@ -491,10 +600,10 @@ def _full_values(spec, plan, data, rows, cols, names, dtype, masked):
     return [r.reshape(-1)[:stop - start] for r in _call(fn, arrays, dtype)]
 
   parts = _map(job, _batching.blocks(pairs, steps * size), threads)
-  return [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
+  return [np.concatenate([p[i] for p in parts]) for i in range(len(names) * plan.taps_in(0, plan.split))]
 
 
-def _skewed_values(spec, plan, data, rows, cols, names, dtype, masked):
+def _skewed_values(plan, data, rows, cols, names, dtype, masked):
   """Pairs (data[rows], data[cols]) as skewed groups (harness/nets/_skew.py), as `_full_values` returns them.
 
   A unit of work is c whole pairs in one step of all their H groups when a pair's groups fit a step
@@ -521,7 +630,7 @@ def _skewed_values(spec, plan, data, rows, cols, names, dtype, masked):
   offset = (slot * (h + 1))[None, :, None]  # into the (c (H + 1), W) tables of the unit's pairs
   units = -(-pairs // c)
   per_job = -(-units // threads)
-  key = (spec.describe(), "skewed", keras.backend.backend(), per_job, c, split, m, data.shape[1:], dtype, names,
+  key = (plan.describe, "skewed", keras.backend.backend(), per_job, c, split, m, data.shape[1:], dtype, names,
          masked)
   fn = _compiled(key, lambda: _skewed_fn(plan, names, masked, c))
   scratch = _zeros(plan.skewed_scratch_size(c * m, (h, w)), dtype)
@@ -536,4 +645,4 @@ def _skewed_values(spec, plan, data, rows, cols, names, dtype, masked):
     return [o.reshape(-1)[:min(stop * c, pairs) - start * c] for o in _call(fn, arrays, dtype)]
 
   parts = _map(job, _batching.blocks(units, per_job), threads)
-  return [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
+  return [np.concatenate([p[i] for p in parts]) for i in range(len(names) * plan.taps_in(0, plan.split))]
