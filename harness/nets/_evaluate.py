@@ -114,7 +114,7 @@ class _Plan:
     else:
       self.spatial, self.vector = [], leaves
       self.split = 0
-    if repeat is not None and repeat[0] < self.split < repeat[1]:
+    if repeat is not None and self.is_image and repeat[0] < self.split <= repeat[1]:
       raise ValueError("the repeated block must not contain the readout (Flatten or GlobalAvgPool)")
     self.layout = self.readout.readout_layout if self.is_image else VECTOR
     self.vector_needs_variances = any(leaf.has_nonlinearity() for leaf in self.vector)
@@ -411,24 +411,12 @@ def kernel(spec, x1, x2=None, get: str | Sequence[str] = KERNELS, dtype: str = "
   return out
 
 
-def kernel_by_depth(head: Sequence, block, readout: Sequence, depths: Sequence[int], x1, x2=None,
+def kernel_by_depth(template, repeat: tuple[int, int, tuple[int, ...]], x1, x2=None,
                     get: str | Sequence[str] = KERNELS, dtype: str = "float64") -> dict:
-  """{depth: kernels of serial(*head, repeat(block, depth), *readout)} for every depth, from one pass (harness/nets/
-  depth_profile.py)."""
-  depths = tuple(sorted({int(d) for d in depths}))
-  if not depths or depths[0] < 0:
-    raise ValueError(f"depths must be integers >= 0, got {depths}")
-  from harness.nets import _spec  # pylint: disable=import-outside-toplevel
-  template = _spec.serial(*head, block, *readout)
-  x1 = np.asarray(x1)
-  shape = tuple(x1.shape[1:])
-  once = _spec.serial(*head, block).check_shapes(shape)  # the first block may change the channels (3 -> width)
-  twice = _spec.serial(*head, block, block).check_shapes(shape)
-  if tuple(once) != tuple(twice):
-    raise ValueError(f"the repeated block must keep the shape it returns: {block!r} maps {once} to {twice}")
-  start = len(_spec.serial(*head).leaves()) if head else 0
-  repeat = (start, start + len(block.leaves()), depths)
-  return dict(zip(depths, _evaluate(template, repeat, x1, x2, get, dtype)))
+  """{depth: kernels} of `template` (head, block once, readout) with its leaves[start:stop] repeated `depth` times,
+  for each depth of repeat = (start, stop, depths), from one pass (harness/nets/depth_profile.py checks the
+  arguments)."""
+  return dict(zip(repeat[2], _evaluate(template, repeat, x1, x2, get, dtype), strict=True))
 
 
 def _evaluate(spec, repeat, x1, x2, get, dtype) -> list:

@@ -14,7 +14,10 @@ network, which costs sum(depths) blocks instead of max(depths) and one compilati
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Sequence
+
+import numpy as np
 
 from harness.nets import _evaluate
 from harness.nets import _spec
@@ -43,4 +46,19 @@ class DepthProfile:
              dtype: str = "float64") -> dict:
     """{depth: self.spec(depth).kernel(x1, x2, get, dtype)} for every depth, equal to those calls to rounding, from
     one pass of the recursion to the deepest."""
-    return _evaluate.kernel_by_depth(self.head, self.block, self.readout, depths, x1, x2, get=get, dtype=dtype)
+    depths = tuple(sorted({operator.index(d) for d in depths}))
+    if not depths or depths[0] < 0:
+      raise ValueError(f"depths must be integers >= 0, got {depths}")
+    block_leaves = len(self.block.leaves())
+    if not block_leaves:
+      raise ValueError("the repeated block has no layers")
+    shape = tuple(np.shape(x1)[1:])
+    once = _spec.serial(*self.head, self.block).check_shapes(shape)  # may change the channels (3 -> width)
+    twice = _spec.serial(*self.head, self.block, self.block).check_shapes(shape)
+    if tuple(once) != tuple(twice):
+      raise ValueError(f"the repeated block must keep the shape it returns: {self.block!r} maps {once} to {twice}")
+    if len(self.spec(depths[0]).check_shapes(shape)) != 1:  # depth 0 skips the block: its readout alone
+      raise ValueError(f"the net of depth {depths[0]} does not end in a vector: add Flatten() or GlobalAvgPool()")
+    start = len(_spec.serial(*self.head).leaves()) if self.head else 0
+    template = _spec.serial(*self.head, self.block, *self.readout)
+    return _evaluate.kernel_by_depth(template, (start, start + block_leaves, depths), x1, x2, get=get, dtype=dtype)

@@ -7,6 +7,7 @@ import pytest
 from harness import nets, precision
 from harness.nets import _evaluate
 
+pytestmark = pytest.mark.backend_portable
 KERNELS = ("nngp", "ntk")
 # Relative Frobenius error allowed per block of depth, in unit roundoffs of the dtype: the loop and the unrolled
 # net compute the same operations, but XLA may fuse (contract into FMAs, reassociate a stencil's sum) differently
@@ -65,7 +66,7 @@ def test_every_depth_equals_its_own_spec(case, symmetric):
   profile, inputs = PROFILES[case]
   x1 = inputs(5)
   x2 = None if symmetric else inputs(3, seed=1)
-  depths = (0, 1, 2, 6) if case == "fcn_erf" else (1, 2, 6)
+  depths = (0, 1, 2, 6)
   errors = _relative_errors(profile, x1, x2, depths, "float64")
   bound = {key: ULPS_PER_BLOCK * (key[0] + 2) * precision.UNIT_ROUNDOFF["float64"] for key in errors}
   assert all(errors[key] <= bound[key] for key in errors), errors
@@ -83,16 +84,20 @@ def test_float32_and_op_by_op():
     np.testing.assert_allclose(eager[depth], compiled[depth], rtol=1e-12)
 
 
-def test_one_compiled_program_whatever_the_depths():
-  """The loop is compiled once: a profile to depth 40 adds as many programs to the cache as one to depth 4."""
-  profile, inputs = PROFILES["fcn_erf"]
-  x = inputs(6)
+def test_the_block_is_traced_a_fixed_number_of_times_whatever_the_depth(monkeypatch):
+  """The blocks run as a loop: tracing a profile to depth 40 applies the block's layers as often as one to depth 4
+  (an unrolled net would apply them 40 times)."""
+  calls = []
+  original = nets.Erf.kernel_fn
+  monkeypatch.setattr(nets.Erf, "kernel_fn", lambda self, k: calls.append(1) or original(self, k))
+  profile, inputs = PROFILES["cnn_gap_circular_erf"]
+  x = inputs(3)
   counts = []
   for depths in ((1, 2, 4), (1, 2, 40)):
-    before = len(_evaluate._CACHE)
+    before = len(calls)
     profile.kernel(x, depths=depths, get=KERNELS)
-    counts.append(len(_evaluate._CACHE) - before)
-  assert counts == [1, 1]
+    counts.append(len(calls) - before)
+  assert counts[0] == counts[1] <= 2 * 3, counts
 
 
 def test_bad_profiles_raise():
@@ -105,3 +110,9 @@ def test_bad_profiles_raise():
     PROFILES["fcn_erf"][0].kernel(x, depths=(-1, 2))
   with pytest.raises(ValueError, match="depth must be >= 0"):
     PROFILES["fcn_erf"][0].spec(-1)
+  with pytest.raises(ValueError, match="must not contain the readout"):
+    nets.DepthProfile(block=nets.serial(nets.Dense(), nets.Flatten()), readout=(nets.Dense(),)).kernel(x, depths=(1,))
+  with pytest.raises(ValueError, match="does not end in a vector"):
+    nets.DepthProfile(block=nets.serial(nets.Flatten(), nets.Dense()), readout=(nets.Dense(),)).kernel(x, depths=(0, 1))
+  with pytest.raises(ValueError, match="no layers"):
+    nets.DepthProfile(block=nets.serial(), head=(nets.Flatten(),)).kernel(x, depths=(1,))
