@@ -13,6 +13,7 @@ from keras import ops
 
 from harness import seeding
 from harness.nets import _kernel_math
+from harness.nets import backends
 from harness.nets import _parameterization
 
 PACKAGE = "harness_nets"
@@ -73,8 +74,12 @@ class _Affine(keras.layers.Layer):
 
   def reinitialize(self, seed: int) -> None:
     """Fresh weights from this layer's initial distribution, drawn with `seed`."""
-    for which, variable in (("kernel", self.kernel), ("bias", self.bias)):
-      variable.assign(self._initializer(which, seed)(variable.shape, dtype=variable.dtype))
+    _redraw(self.initial_draws(seed))
+
+  def initial_draws(self, seed: int) -> list[tuple]:
+    """(variable, float32 RandomNormal) per weight: what `_initializer(which, seed)` draws for it."""
+    return [(variable, self._initializer(which, seed)) for which, variable in (("kernel", self.kernel),
+                                                                                ("bias", self.bias))]
 
   def _affine(self, product):
     return product * self.scaling.weight_multiplier + self.bias * self.scaling.bias_multiplier
@@ -197,6 +202,14 @@ def mup_lr_multipliers(model: keras.Model, base_width: int, optimizer: str = "sg
 
 def reinitialize(model: keras.Model, seed: int) -> keras.Model:
   """Draw every affine layer's weights afresh, exactly as `spec.keras_model(..., seed=seed)` would."""
-  for layer in affine_layers(model):
-    layer.reinitialize(layer_seed(seed, layer.index))
+  _redraw([draw for layer in affine_layers(model) for draw in layer.initial_draws(layer_seed(seed, layer.index))])
   return model
+
+
+def _redraw(draws) -> None:
+  """Assign each variable its initializer's values (`_NormalDrawnInFloat32`: a float32 draw, cast), all drawn in one
+  backend call (`backends.seeded_normals`, the values of keras.random.normal)."""
+  values = backends.current().seeded_normals(
+      [(variable.shape, init.mean, init.stddev, init.seed) for variable, init in draws], "float32")
+  for (variable, _), value in zip(draws, values):
+    variable.assign(ops.cast(value, variable.dtype))

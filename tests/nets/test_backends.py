@@ -1,5 +1,6 @@
 """harness.nets.backends: the XLA:CPU vector-width preference (module docstring there; `configure_xla_cpu`:
 test_imports.py)."""
+import numpy as np
 import pytest
 
 from harness.nets import backends
@@ -48,3 +49,17 @@ def test_determinism_under_jax_needs_the_flag_before_jax_starts():
   with pytest.raises(RuntimeError, match="JAX has started already"):
     jax_backend.enable_determinism({"XLA_FLAGS": ""})
   jax_backend.enable_determinism({"XLA_FLAGS": backends.DETERMINISTIC_XLA_FLAG})  # already set: nothing to do
+
+
+@pytest.mark.parametrize("seed", [0, 7, 123456789, 2**31 - 2, 2**31 - 1])
+def test_seeded_normals_are_keras_random_normal(seed):
+  """The fast draws of `reinitialize` give keras.random.normal's values for int seeds, bit for bit (they mirror
+  how Keras turns the int into a backend seed, so a Keras upgrade that changes that fails here)."""
+  import keras  # pylint: disable=import-outside-toplevel
+  draws = [((3, 4), 0.0, 0.7, seed), ((5,), 0.25, 1.3, (seed + 1) % 2**31)]
+  got = backends.current().seeded_normals(draws, "float32")
+  assert len(got) == len(draws)
+  for (shape, mean, stddev, draw_seed), values in zip(draws, got):
+    want = np.asarray(keras.random.normal(shape, mean=mean, stddev=stddev, dtype="float32", seed=draw_seed))
+    assert np.asarray(values).dtype == np.float32
+    np.testing.assert_array_equal(np.asarray(values), want)

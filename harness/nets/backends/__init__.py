@@ -20,6 +20,9 @@ does not abstract:
   hessian_vector_product(loss_fn, jit_compile)
                           a compiled hvp(params, vectors, *args) -> H v, H the Hessian of the scalar
                           loss_fn(params, *args) in params (harness/sharpness.py; XLA switchable under TF)
+  seeded_normals(draws, dtype)
+                          [keras.random.normal(shape, mean, stddev, dtype, seed=<int>) for each draw], the same
+                          values, in one call (`harness.nets.reinitialize` redraws a whole net)
   devices()               the devices kernel tiles are spread over (accelerators, else logical CPU devices)
   device_scope(device)    context placing work on one of them
   eager()                 context running compiled functions op by op (no tracing or XLA compilation)

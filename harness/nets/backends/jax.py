@@ -116,6 +116,14 @@ def hessian_vector_product(loss_fn: Callable, jit_compile: bool = True) -> Calla
   return compile(hvp)
 
 
+def seeded_normals(draws, dtype: str) -> list:
+  """[keras.random.normal(shape, mean, stddev, dtype, seed=seed) for (shape, mean, stddev, seed) in draws] itself:
+  under JAX each draw is one cached jitted call already."""
+  import keras  # pylint: disable=import-outside-toplevel
+  return [keras.random.normal(shape, mean=mean, stddev=stddev, dtype=dtype, seed=int(seed))
+          for shape, mean, stddev, seed in draws]
+
+
 def devices() -> list:
   """Devices kernel tiles may go to: those of JAX's default backend (GPUs/TPUs, or the host CPU devices)."""
   return list(jax.devices())

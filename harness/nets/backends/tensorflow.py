@@ -226,6 +226,34 @@ def hessian_vector_product(loss_fn: Callable, jit_compile: bool = True) -> Calla
   return _FlatStep(hvp, jit_compile=jit_compile)
 
 
+_SEEDED_NORMALS: dict = {}
+_SEEDED_NORMALS_LOCK = threading.Lock()
+_INT32_MAX = 2**31 - 1
+
+
+def seeded_normals(draws, dtype: str) -> list:
+  """[keras.random.normal(shape, mean, stddev, dtype, seed=seed) for (shape, mean, stddev, seed) in draws] for int
+  seeds, the same values: Keras's TF backend draws tf.random.stateless_normal with the stateless seed
+  [seed mod (2^31 - 2), 0] (its `_cast_seed`). One graph per list of shapes and dtype, the seeds and moments its
+  inputs: Keras's own call runs about ten eager ops per draw, about 1 ms, which dominated redrawing a deep net's
+  weights (tests/nets/test_backends.py pins the equality)."""
+  shapes = tuple(tuple(int(n) for n in shape) for shape, *_ in draws)
+  key = (shapes, dtype)
+  with _SEEDED_NORMALS_LOCK:
+    fn = _SEEDED_NORMALS.get(key)
+    if fn is None:
+      def draw(seeds, means, stddevs):
+        return [tf.random.stateless_normal(shape=shape, mean=means[i], stddev=stddevs[i], dtype=dtype, seed=seeds[i])
+                for i, shape in enumerate(shapes)]
+      spec = (tf.TensorSpec((len(shapes), 2), tf.int32), tf.TensorSpec((len(shapes),), dtype),
+              tf.TensorSpec((len(shapes),), dtype))
+      fn = _SEEDED_NORMALS[key] = tf.function(draw, autograph=False).get_concrete_function(*spec)
+  seeds = tf.constant([[int(seed) % (_INT32_MAX - 1), 0] for *_, seed in draws], dtype=tf.int32)
+  means = tf.constant([mean for _, mean, _, _ in draws], dtype=dtype)
+  stddevs = tf.constant([stddev for _, _, stddev, _ in draws], dtype=dtype)
+  return list(fn(seeds, means, stddevs))
+
+
 def devices() -> list[str]:
   """Logical devices kernel tiles may go to: every GPU/TPU, else every logical CPU device."""
   for kind in ("GPU", "TPU", "CPU"):
