@@ -51,7 +51,7 @@ case = CASES[{case!r}]
 rng = np.random.default_rng(0)
 x1 = rng.standard_normal((case.block[0],) + case.input_shape)
 x2 = rng.standard_normal((case.block[1],) + case.input_shape)
-spec = network(case.architecture)
+spec = network(case.architecture, case.depth)
 spec.kernel(x1, x2, dtype={dtype!r})
 print("READY", flush=True)
 while True:

@@ -79,6 +79,7 @@ class Case:
   input_shape: tuple[int, ...]
   block: tuple[int, int]
   nt_key: str  # key in nt_baseline.json's summary
+  depth: int = DEPTH
 
 
 CASES = {
@@ -87,17 +88,26 @@ CASES = {
                         "cnn_flatten"),
     "cnn_gap": Case("CNN-GAP depth 10, 32x32x3, 8x8 block", "gap", (32, 32, 3), (8, 8), "cnn_gap_32"),
     "cnn_gap_16": Case("CNN-GAP depth 10, 16x16x3, 16x16 block", "gap", (16, 16, 3), (16, 16), "cnn_gap_16"),
+    # the shapes the tiers run: pooling small's kernels (8x8 after the 4x pooling, depth 2, its 256-row tiles' scale)
+    "cnn_gap_8_depth2": Case("CNN-GAP depth 2, 8x8x3, 256x256 block (pooling small)", "gap", (8, 8, 3), (256, 256),
+                             "cnn_gap_8_depth2", depth=2),
+    "cnn_gap_8_depth10": Case("CNN-GAP depth 10, 8x8x3, 64x64 block", "gap", (8, 8, 3), (64, 64),
+                              "cnn_gap_8_depth10"),
+    "cnn_flatten_8_depth2": Case("CNN-Flatten depth 2, 8x8x3, 1000x1000 block (pooling small)", "flatten",
+                                 (8, 8, 3), (1000, 1000), "cnn_flatten_8_depth2", depth=2),
+    "fc_192_depth2": Case("FC depth 2 ReLU, 192-dim (8x8x3), 1000x1000 block (pooling small)", "fc", (192,),
+                          (1000, 1000), "fc_192_depth2", depth=2),
 }
 
 
-def network(architecture: str):
+def network(architecture: str, depth: int = DEPTH):
   """The NT bench network (tools/nt_oracle/bench_nt.py) as a harness spec."""
   if architecture == "fc":
     layer = nets.serial(nets.Dense(w_std=W_STD, b_std=B_STD), nets.Relu())
-    return nets.serial(nets.repeat(layer, DEPTH), nets.Dense(w_std=W_STD, b_std=B_STD))
+    return nets.serial(nets.repeat(layer, depth), nets.Dense(w_std=W_STD, b_std=B_STD))
   layer = nets.serial(nets.Conv(filter_size=3, w_std=W_STD, b_std=B_STD), nets.Relu())
   readout = nets.Flatten() if architecture == "flatten" else nets.GlobalAvgPool()
-  return nets.serial(nets.repeat(layer, DEPTH), readout, nets.Dense(w_std=W_STD, b_std=B_STD))
+  return nets.serial(nets.repeat(layer, depth), readout, nets.Dense(w_std=W_STD, b_std=B_STD))
 
 
 def flops_per_entry(case: Case, depth: int = DEPTH) -> int:
@@ -192,7 +202,7 @@ def test_kernel_throughput(benchmark, name, dtype):
   n1, n2 = (1, 1) if SMOKE else case.block
   x1 = rng.standard_normal((n1,) + case.input_shape)
   x2 = rng.standard_normal((n2,) + case.input_shape)
-  spec = network(case.architecture)
+  spec = network(case.architecture, case.depth)
   start = time.perf_counter()
   if not SMOKE:
     spec.kernel(x1, x2, get=("nngp", "ntk"), dtype=dtype)  # trace + compile
@@ -200,7 +210,7 @@ def test_kernel_throughput(benchmark, name, dtype):
   out, median, calls = _median_call_s(benchmark, spec.kernel, x1, x2, get=("nngp", "ntk"), dtype=dtype)
   assert all(np.all(np.isfinite(out[g])) for g in ("nngp", "ntk"))
   rate = n1 * n2 / median
-  flops = flops_per_entry(case)
+  flops = flops_per_entry(case, case.depth)
   nt = nt_entries_per_s(case.nt_key)
   row = {"case": name, "description": case.description, "dtype": dtype, "entries_per_s": rate,
          "flops_per_entry": flops, "gflops_per_s": rate * flops / 1e9, "first_call_s": first_call_s,

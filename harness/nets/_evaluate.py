@@ -39,7 +39,8 @@ from harness.nets import backends
 from harness.nets import _batching
 from harness.nets import _kernel_math
 from harness.nets import _skew
-from harness.nets._kernel import DIAGONAL, FULL, NONLINEARITY_BORDER, SKEWED, VECTOR, Kernel, skewed_rows
+from harness.nets._kernel import (DIAGONAL, FULL, FULL_PAIRS_LAST, NONLINEARITY_BORDER, SKEWED, VECTOR, Kernel,
+                                  skewed_rows)
 
 KERNELS = _batching.KERNELS
 # The sizes below were chosen by A/B runs; their figures, with date, host and commit: docs/performance.md.
@@ -52,6 +53,10 @@ FULL_CHUNK_ELEMENTS = 2**17
 # past ANGLE_PASS_MAX_ELEMENTS lose the angle pass).
 SKEW_STEP_ELEMENTS = 2**16
 SKEWED_GAP = True
+# FULL steps of at least this many pairs (images of at most 9x9 pixels at FULL_CHUNK_ELEMENTS) hold the pairs as the
+# innermost axis (FULL_PAIRS_LAST): LLVM does not vectorise a loop of fewer than 16 iterations, so an 8-pixel row
+# innermost (FULL or SKEWED) ran scalar code.
+PAIRS_LAST_MIN_PAIRS = 16
 # Elements of one vector (rows, n2) block call: bounds memory for big tiles (64 MiB per tensor in float64).
 BLOCK_ELEMENTS = 2**23
 # Elements of one step's (H, W, rows, n2) same-position covariances on CPU (1 MiB in float64, in cache; steps
@@ -262,10 +267,17 @@ def _pair_products(x1, x2, subscripts: str, outer, channel_axis: int = -1):
   return backends.current().barrier(functools.reduce(operator.add, terms))[0]
 
 
-def _full_input(xa, xb, track_ntk: bool, same, border: int) -> Kernel:
-  channels = xa.shape[-1]
-  scale = 1.0 / channels
+def _full_input(xa, xb, track_ntk: bool, same, border: int, pairs_last: bool = False) -> Kernel:
+  """Input covariance of c image pairs: FULL from (c, H, W, C) images, or FULL_PAIRS_LAST from (C, H, W, c) ones
+  (channels first, pairs last: the layout's innermost axis)."""
   h, w = xa.shape[1], xa.shape[2]
+  if pairs_last:
+    scale = 1.0 / xa.shape[0]
+    nngp = _pair_products(_pad_images(xa, border), _pad_images(xb, border), "khwc,kgvc->hwgvc",
+                          lambda a, b: a[:, :, None, None, :] * b[None, None, :, :, :], channel_axis=0) * scale
+    return Kernel(nngp=nngp, ntk=None, var1=ops.sum(xa * xa, axis=0) * scale, var2=ops.sum(xb * xb, axis=0) * scale,
+                  layout=FULL_PAIRS_LAST, track_ntk=track_ntk, same=same, spatial_shape=(h, w), border=border)
+  scale = 1.0 / xa.shape[-1]
   nngp = _pair_products(_pad_images(xa, border), _pad_images(xb, border), "chwk,cgvk->chwgv",
                         lambda a, b: a[:, :, :, None, None] * b[:, None, None, :, :]) * scale
   return Kernel(nngp=nngp, ntk=None, var1=ops.sum(xa * xa, axis=-1) * scale, var2=ops.sum(xb * xb, axis=-1) * scale,
@@ -334,17 +346,18 @@ def _block_fn(plan: _Plan, names: tuple[str, ...], masked: bool):
   return fn
 
 
-def _full_fn(plan: _Plan, names: tuple[str, ...], masked: bool):
+def _full_fn(plan: _Plan, names: tuple[str, ...], masked: bool, pairs_last: bool):
   """m steps of c pairs (x_a, x_b) of images through the spatial layers and GlobalAvgPool: (m, c) per kernel.
 
   The steps are a loop inside the compiled program, so its working memory is allocated once per call (fresh
   pages cost a page fault each, which is slow on virtual machines) and stays in cache between steps.
+  pairs_last: the images come as (m, C, H, W, c) and the covariances are FULL_PAIRS_LAST.
   """
   track_ntk = "ntk" in names
 
   def fn(xa, xb, scratch, *mask):
     def step(args):
-      k = _full_input(args[0], args[1], track_ntk, args[2] if masked else None, plan.input_border)
+      k = _full_input(args[0], args[1], track_ntk, args[2] if masked else None, plan.input_border, pairs_last)
       return _tap_outputs(_run_taps(plan, 0, plan.split, k.replace(scratch=scratch)), names)
     return ops.map(step, (xa, xb) + tuple(mask))
   return fn
@@ -529,7 +542,7 @@ def _full_kernel(plan, x1, x2, symmetric, names, dtype):
       extra = np.arange(n1 + n2)
       rows, cols = np.concatenate([rows, extra]), np.concatenate([cols, extra])
   masked = symmetric or plan.vector_needs_variances
-  if SKEWED_GAP and plan.separator is not None:
+  if SKEWED_GAP and plan.separator is not None and not _full_pairs_last(data.shape[1:3]):
     values = _skewed_values(plan, data, rows, cols, names, dtype, masked)
   else:
     values = _full_values(plan, data, rows, cols, names, dtype, masked)
@@ -565,6 +578,14 @@ def _assembled(plan, values, n1, n2, rows, cols, symmetric, names, dtype) -> lis
   return _vector_layers(plan, nngp, ntk, var1, var2, symmetric, names, dtype)
 
 
+def _full_pairs_last(spatial_shape) -> bool:
+  """Whether a FULL step of image pairs of this size holds PAIRS_LAST_MIN_PAIRS pairs (then its covariances are
+  FULL_PAIRS_LAST, and small images take that layout rather than skewed groups, whose rows are as short)."""
+  if _large_steps():
+    return False
+  return FULL_CHUNK_ELEMENTS // math.prod(spatial_shape)**2 >= PAIRS_LAST_MIN_PAIRS
+
+
 def _full_values(plan, data, rows, cols, names, dtype, masked):
   """Pairs (data[rows], data[cols]) in FULL chunks of c pairs: one array of len(rows) values per kernel."""
   pairs = len(rows)
@@ -574,16 +595,22 @@ def _full_values(plan, data, rows, cols, names, dtype, masked):
   chunk_elements = BLOCK_ELEMENTS if _large_steps() else FULL_CHUNK_ELEMENTS
   size = max(1, min(chunk_elements // area**2, per_job))  # pairs per step
   steps = -(-per_job // size)
-  key = (plan.describe, "full", keras.backend.backend(), steps, size, data.shape[1:], dtype, names, masked)
-  fn = _compiled(key, lambda: _full_fn(plan, names, masked))
-  scratch = _zeros(plan.scratch_size(size, data.shape[1:3]), dtype)
+  pairs_last = size >= PAIRS_LAST_MIN_PAIRS
+  key = (plan.describe, "full", keras.backend.backend(), steps, size, data.shape[1:], dtype, names, masked, pairs_last)
+  fn = _compiled(key, lambda: _full_fn(plan, names, masked, pairs_last))
+  # FULL_PAIRS_LAST tensors are bordered by a pad (no scratch): its loop runs over contiguous vectors of pairs, while
+  # XLA copies the scratch into each step's buffers (a third of the time at 8x8, docs/performance.md).
+  scratch = _zeros(0 if pairs_last else plan.scratch_size(size, data.shape[1:3]), dtype)
 
   def job(chunk):
     start, stop = chunk
     a = _batching.padded(rows, start, stop, steps * size)
     b = _batching.padded(cols, start, stop, steps * size)
     grid = (steps, size)
-    arrays = [data[a].reshape(grid + data.shape[1:]), data[b].reshape(grid + data.shape[1:]), scratch]
+    images = [data[i].reshape(grid + data.shape[1:]) for i in (a, b)]
+    if pairs_last:  # (steps, C, H, W, c)
+      images = [np.ascontiguousarray(x.transpose(0, 4, 2, 3, 1)) for x in images]
+    arrays = images + [scratch]
     arrays += [(a == b).reshape(grid)] if masked else []
     return [r.reshape(-1)[:stop - start] for r in _call(fn, arrays, dtype)]
 

@@ -9,6 +9,9 @@ Three layouts, chosen per spec by what its readout needs (`_evaluate._Plan`):
   FULL      nngp, ntk (c, H, W, H, W);       var1 (c, H, W), var2 (c, H, W)
             all pixel pairs, for c (x_a, x_b) pairs at a time (GlobalAvgPool needs every pair; NT calls this
             diagonal_spatial=False); var* are the per-pixel variances of x_a and x_b.
+  FULL_PAIRS_LAST  nngp, ntk (H, W, H, W, c);  var1 (H, W, c), var2 (H, W, c)
+            the same entries with the pairs innermost, for small images: XLA:CPU's loops vectorise along the
+            innermost axis, and LLVM leaves a loop of fewer than 16 iterations scalar (an 8-pixel row was).
   SKEWED    nngp, ntk (n, R, W, W);          var1 (c, H, W), var2 (c, H, W)
             the FULL covariance of c pairs cut into n groups of fixed vertical offset p'_h - p_h (harness/nets/
             _skew.py), for nets whose Convs are all stride-1 'SAME'; `skew` maps each group's rows to its
@@ -32,6 +35,7 @@ from keras import ops
 from harness.nets import backends
 
 VECTOR, DIAGONAL, FULL, SKEWED = "vector", "diagonal", "full", "skewed"
+FULL_PAIRS_LAST = "full_pairs_last"
 # Zero border of an image kernel after a nonlinearity: what a 3x3 SAME Conv and the readouts read. Written in the
 # nonlinearity's own loop (`nonlinearity_output`); a Conv that needs another width re-borders (`with_border`).
 NONLINEARITY_BORDER = 1
@@ -53,7 +57,7 @@ class Kernel:
       docstring). DIAGONAL holds only same-position entries; FULL and SKEWED hold the same entries, arranged
       differently.
     track_ntk: whether the NTK is requested (then None in `ntk` means 0).
-    same: boolean mask of pairs (x1_i, x2_j) that are the same input (VECTOR/DIAGONAL: (n1, n2); FULL: (c,);
+    same: boolean mask of pairs (x1_i, x2_j) that are the same input (VECTOR/DIAGONAL: (n1, n2); FULL(_PAIRS_LAST): (c,);
       SKEWED: (n,), the groups of offset 0 of such pairs), or None when no input appears on both sides; there
       the ReLU angle is set to exactly 0 and Erf's covariance to the variance at equal positions.
     spatial_shape: (H, W) of the image interior; None for VECTOR.
@@ -93,10 +97,12 @@ class Kernel:
     """Axes of nngp/ntk carrying height and width (two axes each in FULL: p and p' shift together)."""
     if self.layout == SKEWED:
       return ((1,), (2, 3))
+    if self.layout == FULL_PAIRS_LAST:
+      return ((0, 2), (1, 3))
     return ((0,), (1,)) if self.layout == DIAGONAL else ((1, 3), (2, 4))
 
   def var_spatial_axes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    return ((0,), (1,)) if self.layout == DIAGONAL else ((1,), (2,))
+    return ((0,), (1,)) if self.layout in (DIAGONAL, FULL_PAIRS_LAST) else ((1,), (2,))
 
   def pair_extent(self, spatial_shape) -> tuple[int, int]:
     """Extent of nngp/ntk's spatial axes (without border) for images of `spatial_shape`: the image's, except
@@ -210,6 +216,8 @@ class Kernel:
       return v1[:, :, :, None], v2[:, :, None, :]
     if self.layout == SKEWED:
       return skewed_rows(v1, self.skew[0])[:, :, :, None], skewed_rows(v2, self.skew[1])[:, :, None, :]
+    if self.layout == FULL_PAIRS_LAST:
+      return v1[:, :, None, None, :], v2[None, None, :, :, :]
     return v1[:, :, :, None, None], v2[:, None, None, :, :]
 
   def same_position_mask(self):
@@ -226,6 +234,9 @@ class Kernel:
       return ops.logical_and(ops.reshape(self.same, (-1, 1, 1, 1)), (columns[:, None] == columns[None, :])[None, None])
     h, w = self.spatial_shape
     rows = ops.arange(h * w)
+    if self.layout == FULL_PAIRS_LAST:
+      eye = ops.reshape(rows[:, None] == rows[None, :], (h, w, h, w, 1))
+      return ops.logical_and(ops.reshape(self.same, (1, 1, 1, 1, -1)), eye)
     eye = ops.reshape(rows[:, None] == rows[None, :], (1, h, w, h, w))
     return ops.logical_and(ops.reshape(self.same, (-1, 1, 1, 1, 1)), eye)
 

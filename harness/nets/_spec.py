@@ -34,7 +34,7 @@ from harness.nets import _kernel_math
 from harness.nets import _layers
 from harness.nets import _parameterization
 from harness.nets import backends
-from harness.nets._kernel import DIAGONAL, FULL, SKEWED, VECTOR, Kernel
+from harness.nets._kernel import DIAGONAL, FULL, FULL_PAIRS_LAST, SKEWED, VECTOR, Kernel
 
 PAIRS = "pairs"  # per-pair scalars after GlobalAvgPool: nngp, ntk (c,) from FULL, or (n,) group shares from SKEWED
 PADDINGS = _layers.PADDINGS
@@ -336,6 +336,8 @@ class Flatten(Layer):
     def mean_diagonal(t):
       if t is None:
         return None
+      if k.layout == FULL_PAIRS_LAST:
+        return ops.sum(ops.diagonal(ops.reshape(t, (h * w, h * w, -1)), axis1=0, axis2=1), axis=-1) * scale
       return ops.sum(ops.diagonal(ops.reshape(t, (-1, h * w, h * w)), axis1=1, axis2=2), axis=1) * scale
     return Kernel(nngp=mean_diagonal(k.nngp), ntk=mean_diagonal(k.ntk), var1=None, var2=None, layout=PAIRS,
                   track_ntk=k.track_ntk, same=k.same)
@@ -355,16 +357,17 @@ class GlobalAvgPool(Layer):
     return (shape[-1],)
 
   def kernel_fn(self, k):
-    if k.layout not in (FULL, SKEWED):
+    if k.layout not in (FULL, FULL_PAIRS_LAST, SKEWED):
       raise ValueError(f"{self!r} needs the full spatial covariance (layout {FULL!r}), got {k.layout!r}")
     # Sum a bordered buffer in memory (its zero border adds nothing): reducing the last layer's fused
     # expression directly makes XLA split it into several passes.
     k = k.with_border(max(k.border, 1))
     h, w = k.spatial_shape
     scale = 1.0 / (h * w) ** 2
+    summed = range(4) if k.layout == FULL_PAIRS_LAST else range(1, 5 if k.layout == FULL else 4)
 
     def mean(t):
-      return None if t is None else _kernel_math.sum_axes(t, range(1, len(t.shape))) * scale
+      return None if t is None else _kernel_math.sum_axes(t, summed) * scale
     return Kernel(nngp=mean(k.nngp), ntk=mean(k.ntk), var1=None, var2=None, layout=PAIRS, track_ntk=k.track_ntk,
                   same=k.same)
 

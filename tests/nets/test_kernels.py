@@ -342,6 +342,46 @@ def test_input_covariance_products_equal_einsum(monkeypatch, readout):
                            _images(4, size=4, seed=SEED + 1))
 
 
+PAIRS_LAST_SPECS = {
+    "relu_same": lambda: nets.serial(nets.Conv(3, SQRT2, 0.2), nets.Relu(), nets.Conv(3, SQRT2, 0.2), nets.Relu(),
+                                     nets.GlobalAvgPool(), nets.Dense(1.2, 0.1)),
+    "erf_circular": lambda: nets.serial(nets.Conv(3, 1.3, 0.2, padding="CIRCULAR"), nets.Erf(), nets.GlobalAvgPool(),
+                                        nets.Dense(1.1)),
+    "strided_valid_residual": lambda: nets.serial(
+        nets.Conv(3, 1.4, 0.1, strides=2, padding="VALID"),
+        nets.residual(nets.serial(nets.Relu(), nets.Conv(3, 1.2, 0.1), nets.Dense(1.1, 0.2)), 0.7), nets.Relu(),
+        nets.GlobalAvgPool(), nets.Dense(1.0, 0.1), nets.Relu(), nets.Dense(1.0)),
+}
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("name", sorted(PAIRS_LAST_SPECS))
+@pytest.mark.parametrize("x2_none", [True, False], ids=["symmetric", "two_sets"])
+@pytest.mark.parametrize("against", ["pairs_first", "skewed"])
+def test_full_pairs_last_equals_the_other_gap_layouts(monkeypatch, name, x2_none, against):
+  """Small images take FULL_PAIRS_LAST (pairs innermost) when a step holds >= PAIRS_LAST_MIN_PAIRS pairs: the same
+  kernel as FULL with the pairs first (a huge minimum) and as skewed groups (SAME Convs; with SKEWED_GAP and the
+  minimum raised). 12 and 9 images: 78 and 108 (+ 21 self) pairs, so every thread's steps hold >= 16."""
+  x1, x2 = _images(12, size=6), None if x2_none else _images(9, size=6, seed=SEED + 1)
+  spec = PAIRS_LAST_SPECS[name]()
+  default = spec.kernel(x1, x2)
+  monkeypatch.setattr(_evaluate, "PAIRS_LAST_MIN_PAIRS", 10**9)
+  monkeypatch.setattr(_evaluate, "SKEWED_GAP", against == "skewed")
+  _evaluate._CACHE.clear()
+  other = spec.kernel(x1, x2)
+  _evaluate._CACHE.clear()
+  for g in KERNELS:
+    np.testing.assert_allclose(default[g], other[g], rtol=1e-13)
+
+
+def test_small_images_take_full_pairs_last():
+  """6x6 images, 78 pairs on 2 threads: FULL_PAIRS_LAST steps (the compiled program's key says so)."""
+  _evaluate._CACHE.clear()
+  PAIRS_LAST_SPECS["relu_same"]().kernel(_images(12, size=6))
+  assert [key[-1] for key in _evaluate._CACHE if key[1] == "full"] == [True]
+  _evaluate._CACHE.clear()
+
+
 @pytest.mark.backend_portable
 @pytest.mark.parametrize("x2_none", [True, False], ids=["symmetric", "two_sets"])
 def test_diagonal_steps_equal_one_step(monkeypatch, x2_none):

@@ -15,6 +15,13 @@ SQRT2 = math.sqrt(2.0)
 RTOL = 1e-13  # float64, the same recursion summed in another order
 
 
+@pytest.fixture(autouse=True)
+def _skewed_even_for_small_images(monkeypatch):
+  """These images are small enough for FULL_PAIRS_LAST, which would take the place of the skewed layout: off here
+  (tests/nets/test_kernels.py checks that layout against both)."""
+  monkeypatch.setattr(_evaluate, "PAIRS_LAST_MIN_PAIRS", 10**9)
+
+
 def _images(n, size=5, width=None, channels=3, seed=SEED):
   return np.random.default_rng(seed).standard_normal((n, size, width or size, channels))
 
