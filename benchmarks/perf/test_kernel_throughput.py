@@ -57,6 +57,8 @@ NT_BASELINE = pathlib.Path(__file__).resolve().parents[2] / "tools" / "nt_oracle
 # Empirical NTK cases (tools/nt_oracle/bench_nt_empirical.py times the same nets in neural-tangents).
 EMPIRICAL_DEPTH, EMPIRICAL_WIDTH, EMPIRICAL_CHANNELS, EMPIRICAL_OUTPUTS, EMPIRICAL_BLOCK = 3, 512, 128, 10, 32
 NT_EMPIRICAL_BASELINE = NT_BASELINE.parent / "nt_empirical_baseline.json"
+# NT runs by host: the first file holding a case gives its baseline (tier shapes measured on the Intel Xeon host)
+NT_BASELINES = (NT_BASELINE, NT_BASELINE.parent / "nt_baseline_tier_shapes.json")
 EMPIRICAL_CASES = {
     "fc": ("FC 3x512 ReLU, 3072-dim inputs, 10 outputs, 32x32 block", (3072,),
            lambda: nets.serial(nets.repeat(nets.serial(nets.Dense(w_std=W_STD, b_std=B_STD), nets.Relu()),
@@ -144,12 +146,16 @@ def empirical_ntk_flops_per_entry(model, n1: int, n2: int, traced: bool = True) 
 
 
 def nt_entries_per_s(key: str) -> float | None:
-  """Median neural-tangents entries/s over recorded runs (float64, jit), or None without a baseline."""
-  if not NT_BASELINE.exists():
-    return None
-  summary = json.loads(NT_BASELINE.read_text()).get("summary", {})
-  entry = summary.get(key)
-  return None if entry is None else float(entry["entries_per_s_median_over_runs"])
+  """Median neural-tangents entries/s over recorded runs (float64), at its best where recorded (`<key>_best`: the
+  faster of jit and nt.batch), from the first of NT_BASELINES holding the case; None without a baseline."""
+  for path in NT_BASELINES:
+    if not path.exists():
+      continue
+    summary = json.loads(path.read_text()).get("summary", {})
+    entry = summary.get(f"{key}_best", summary.get(key))
+    if entry is not None:
+      return float(entry["entries_per_s_median_over_runs"])
+  return None
 
 
 def nt_empirical_entries_per_s(case: str) -> float | None:

@@ -166,47 +166,66 @@ def _run(layers, k: Kernel) -> Kernel:
 _CARRIED = ("nngp", "ntk", "var1", "var2")
 
 
-def _repeated(block, k: Kernel, times: int, settled: bool) -> Kernel:
-  """k through the layers `block`, `times` times, as one loop in the compiled program: its compile time does not
-  grow with depth (an unrolled 50-block CNN compiles for minutes).
-
-  settled: k is already in the form the block returns (zero border, which fields are None); else the first
-  application is unrolled to bring it there. The loop starts each iteration without recycled buffers (`Kernel.
-  with_border`) or held affine parts: schedule fields, no effect on any value.
-  """
-  if times == 0:
-    return k
-  if not settled:
-    k, times = _run(block, k), times - 1
-    if times == 0:
-      return k
-  k = k.replace(buffers=(), affine_parts=None)
-  fields = [name for name in _CARRIED if getattr(k, name) is not None]
-
-  def body(_, carry):
-    out = _run(block, k.replace(**dict(zip(fields, carry))))
-    if out.border != k.border or [f for f in _CARRIED if getattr(out, f) is not None] != fields:
-      raise ValueError("a repeated block must return the kernel in the form it takes (border and fields)")
-    return tuple(getattr(out, f) for f in fields)
-
-  carry = ops.fori_loop(0, times, body, tuple(getattr(k, f) for f in fields))
-  return k.replace(**dict(zip(fields, carry)))
+def _fields(k: Kernel) -> list[str]:
+  return [name for name in _CARRIED if getattr(k, name) is not None]
 
 
 def _run_taps(plan: "_Plan", first: int, last: int, k: Kernel) -> list[Kernel]:
   """plan.leaves[first:last] on k: one kernel, or, when the depth profile's repeated block lies in this range, the
-  kernel read out at each depth of the profile (the layers after the block applied at each)."""
+  kernel read out (the layers after the block) at each depth of the profile.
+
+  The blocks run as one loop in the compiled program, whatever the depths: its compile time depends neither on
+  the depth nor on how many depths are read out (an unrolled 50-block CNN compiles for minutes; a loop per
+  segment between two readouts took a second each). The first block is applied before the loop, which brings
+  the kernel to the form the block returns (zero border, which fields are None); each iteration then applies the
+  block and, at a requested depth (a table lookup, `ops.cond`), writes the readout into that depth's slot of
+  the loop's outputs. Iterations start without recycled buffers (`Kernel.with_border`) or held affine parts:
+  schedule fields, no effect on any value.
+  """
   layers = plan.leaves[first:last]
   if plan.repeat is None or not first <= plan.repeat[0] < last:
     return [_run(layers, k)]
   start, stop, depths = plan.repeat[0] - first, plan.repeat[1] - first, plan.repeat[2]
+  block, tail = layers[start:stop], layers[stop:]
   k = _run(layers[:start], k)
-  taps, done = [], 0
-  for depth in depths:
-    k = _repeated(layers[start:stop], k, depth - done, settled=done > 0)
-    done = depth
-    taps.append(_run(layers[stop:], k))
-  return taps
+  taps = [_run(tail, k)] if depths[0] == 0 else []
+  later = [d for d in depths if d > 0]
+  if not later:
+    return taps
+  k = _run(block, k).replace(buffers=(), affine_parts=None)  # depth 1
+  first_tap = _run(tail, k)
+  if later == [1]:
+    return taps + [first_tap]
+  k_fields, tap_fields = _fields(k), _fields(first_tap)
+  slots = {depth: i for i, depth in enumerate(later)}
+  slot_of_depth = ops.convert_to_tensor([slots.get(d, -1) for d in range(later[-1] + 1)], dtype="int32")
+
+  def stacked(value, depth_slot):  # (taps, ...) with value in one slot, zeros elsewhere
+    return ops.stack([value if i == depth_slot else ops.zeros_like(value) for i in range(len(later))])
+
+  def body(i, carry):
+    state, outs = carry
+    out = _run(block, k.replace(**dict(zip(k_fields, state))))
+    if out.border != k.border or _fields(out) != k_fields:
+      raise ValueError("a repeated block must return the kernel in the form it takes (border and fields)")
+    slot = ops.take(slot_of_depth, i + 1)
+
+    def write():
+      readout = _run(tail, out)
+      hit = ops.equal(ops.arange(len(later)), slot)
+      return tuple(ops.where(ops.reshape(hit, (-1,) + (1,) * (len(o.shape) - 1)), getattr(readout, f)[None], o)
+                   for f, o in zip(tap_fields, outs))
+
+    shapes = [tuple(o.shape) for o in outs]
+    outs = ops.cond(slot >= 0, write, lambda: tuple(outs))
+    # TF's cond loses the static shapes the loop needs: restated (no data moves)
+    return tuple(getattr(out, f) for f in k_fields), tuple(ops.reshape(o, shape) for o, shape in zip(outs, shapes))
+
+  init = (tuple(getattr(k, f) for f in k_fields),
+          tuple(stacked(getattr(first_tap, f), slots.get(1, -1)) for f in tap_fields))
+  _, outs = ops.fori_loop(1, later[-1], body, init)
+  return taps + [first_tap.replace(**{f: o[i] for f, o in zip(tap_fields, outs)}, buffers=(), affine_parts=None)
+                 for i in range(len(later))]
 
 
 def _outputs(k: Kernel, names: tuple[str, ...]):

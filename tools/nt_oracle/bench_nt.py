@@ -37,6 +37,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import neural_tangents as nt  # noqa: E402
 from neural_tangents import stax  # noqa: E402
 
 DEFAULT_RECORD = pathlib.Path(__file__).resolve().parent / "nt_baseline.json"
@@ -48,21 +49,34 @@ MIN_REPEAT_S = 0.5  # fast cases: one timed repeat loops over calls for at least
 SLOW_CALL_S = 10.0  # cases slower than this per call use --repeats_slow
 PACKAGES = ("neural-tangents", "jax", "jaxlib", "tf2jax", "tensorflow-cpu", "numpy", "absl-py")
 
-# name -> (description, input shape without batch, block n1 x n2, architecture)
+# name -> (description, input shape without batch, block n1 x n2, architecture, depth); the names are the keys of the
+# harness's benchmarks/perf/test_kernel_throughput.py CASES (nt_key).
 CASES = {
-    "fc": ("FC depth 10 ReLU, 3072-dim inputs, 64x64 block", (3072,), (64, 64), "fc"),
+    "fc": ("FC depth 10 ReLU, 3072-dim inputs, 64x64 block", (3072,), (64, 64), "fc", DEPTH),
     "cnn_flatten": ("CNN-Flatten depth 10 (Conv 3x3 SAME + ReLU), 32x32x3, 32x32 block",
-                    (32, 32, 3), (32, 32), "flatten"),
+                    (32, 32, 3), (32, 32), "flatten", DEPTH),
     "cnn_gap_32": ("CNN-GAP depth 10 (Conv 3x3 SAME + ReLU), 32x32x3, 8x8 block",
-                   (32, 32, 3), (8, 8), "gap"),
+                   (32, 32, 3), (8, 8), "gap", DEPTH),
     "cnn_gap_16": ("CNN-GAP depth 10 (Conv 3x3 SAME + ReLU), 16x16x3, 16x16 block",
-                   (16, 16, 3), (16, 16), "gap"),
+                   (16, 16, 3), (16, 16), "gap", DEPTH),
+    # the shapes the tiers run (pooling small: 8x8 images, depth 2)
+    "cnn_gap_8_depth2": ("CNN-GAP depth 2, 8x8x3, 256x256 block (pooling small)", (8, 8, 3), (256, 256), "gap", 2),
+    "cnn_gap_8_depth10": ("CNN-GAP depth 10, 8x8x3, 64x64 block", (8, 8, 3), (64, 64), "gap", DEPTH),
+    "cnn_flatten_8_depth2": ("CNN-Flatten depth 2, 8x8x3, 1000x1000 block (pooling small)", (8, 8, 3), (1000, 1000),
+                             "flatten", 2),
+    "fc_192_depth2": ("FC depth 2 ReLU, 192-dim (8x8x3), 1000x1000 block (pooling small)", (192,), (1000, 1000),
+                      "fc", 2),
 }
+# `--modes=batch`: nt.batch(jit(kernel_fn), batch_size=b) for each b here that divides both block sizes; the
+# fastest is kept (neural-tangents at its best configuration).
+BATCH_SIZES = (4, 8, 16, 32, 64)
+MODES = ("jit", "eager", "batch")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", list(CASES), f"Cases to time, from {list(CASES)}.")
 flags.DEFINE_list("modes", ["jit"], "'jit': jax.jit(kernel_fn) (primary figure); 'eager': NT's kernel_fn "
-                  "as returned by stax (op-by-op dispatch, how it is called without jit).")
+                  "as returned by stax (op-by-op dispatch, how it is called without jit); 'batch': nt.batch over "
+                  "the jitted kernel_fn, the fastest of BATCH_SIZES.")
 flags.DEFINE_integer("repeats", 5, "Timed calls after the compile call (median reported).")
 flags.DEFINE_integer("repeats_slow", 3, f"Timed calls for cases whose warm call takes over {SLOW_CALL_S} s.")
 flags.DEFINE_string("record", str(DEFAULT_RECORD), "JSON file the run is appended to ('' = don't write).")
@@ -70,24 +84,38 @@ flags.DEFINE_bool("summarize_only", False, "Recompute the summary of --record wi
 flags.DEFINE_string("note", "", "Free text stored with the run (e.g. what else was running).")
 
 
-def network(architecture: str):
+def network(architecture: str, depth: int = DEPTH):
   if architecture == "fc":
-    hidden = [stax.serial(stax.Dense(WIDTH, W_STD, B_STD), stax.Relu()) for _ in range(DEPTH)]
+    hidden = [stax.serial(stax.Dense(WIDTH, W_STD, B_STD), stax.Relu()) for _ in range(depth)]
     return stax.serial(*hidden, stax.Dense(1, W_STD, B_STD))
   hidden = [stax.serial(stax.Conv(WIDTH, (3, 3), padding="SAME", W_std=W_STD, b_std=B_STD), stax.Relu())
-            for _ in range(DEPTH)]
+            for _ in range(depth)]
   readout = stax.Flatten() if architecture == "flatten" else stax.GlobalAvgPool()
   return stax.serial(*hidden, readout, stax.Dense(1, W_STD, B_STD))
 
 
 def time_case(name: str, mode: str) -> dict:
-  description, shape, (n1, n2), architecture = CASES[name]
+  """One case in one mode; 'batch' times every batch size of BATCH_SIZES dividing the block and keeps the fastest."""
+  if mode != "batch":
+    return _time_one(name, mode)
+  n1, n2 = CASES[name][2]
+  sizes = [b for b in BATCH_SIZES if n1 % b == 0 and n2 % b == 0]
+  results = [_time_one(name, mode, batch_size=b) for b in sizes]
+  best = max(results, key=lambda r: r["entries_per_s"])
+  best["batch_sizes_tried"] = {r["batch_size"]: r["entries_per_s"] for r in results}
+  return best
+
+
+def _time_one(name: str, mode: str, batch_size: int | None = None) -> dict:
+  description, shape, (n1, n2), architecture, depth = CASES[name]
   rng = np.random.default_rng(SEED)
   x1 = jnp.asarray(rng.standard_normal((n1,) + shape))
   x2 = jnp.asarray(rng.standard_normal((n2,) + shape))
-  _, _, kernel_fn = network(architecture)
-  if mode == "jit":
+  _, _, kernel_fn = network(architecture, depth)
+  if mode in ("jit", "batch"):
     kernel_fn = jax.jit(kernel_fn, static_argnames="get")
+  if mode == "batch":  # one device: no pmap (device_count=0)
+    kernel_fn = nt.batch(kernel_fn, batch_size=batch_size, device_count=0, store_on_device=True)
 
   start = time.perf_counter()
   jax.block_until_ready(kernel_fn(x1, x2, ("nngp", "ntk")))
@@ -117,8 +145,9 @@ def time_case(name: str, mode: str) -> dict:
       "seconds": [round(s, 6) for s in seconds],
       "median_s": round(median, 6),
       "entries_per_s": round(n1 * n2 / median, 3),
+      "batch_size": batch_size,
   }
-  print(f"{name:12s} {mode:5s} {n1 * n2 / median:12.2f} entries/s  (median {median:.4f} s of {repeats}, "
+  print(f"{name:12s} {mode:5s} {batch_size or '':>3} {n1 * n2 / median:12.2f} entries/s  (median {median:.4f} s of {repeats}, "
         f"first call {first_call_s:.2f} s)  {description}", flush=True)
   return result
 
@@ -161,8 +190,10 @@ def case_key(name: str, mode: str) -> str:
 
 
 def summarize(runs: list[dict]) -> dict:
+  """Per case and mode: the median over runs; `<name>_best`: the faster of jit and batch (NT at its best), which the
+  harness's kernel benchmark compares with."""
   summary = {}
-  for mode in ("jit", "eager"):
+  for mode in MODES:
     for name in CASES:
       key = case_key(name, mode)
       rates = [run["cases"][key]["entries_per_s"] for run in runs if key in run["cases"]]
@@ -172,6 +203,10 @@ def summarize(runs: list[dict]) -> dict:
                         "entries_per_s_all_runs": rates,
                         "mode": mode,
                         "description": CASES[name][0]}
+  for name in CASES:
+    best = [summary[k] for k in (case_key(name, "jit"), case_key(name, "batch")) if k in summary]
+    if best:
+      summary[f"{name}_best"] = dict(max(best, key=lambda e: e["entries_per_s_median_over_runs"]))
   return summary
 
 
@@ -180,8 +215,8 @@ def main(argv):
   unknown = set(FLAGS.cases) - set(CASES)
   if unknown:
     raise app.UsageError(f"unknown cases {sorted(unknown)}; known: {list(CASES)}")
-  if set(FLAGS.modes) - {"jit", "eager"}:
-    raise app.UsageError(f"modes must be jit and/or eager, got {FLAGS.modes}")
+  if set(FLAGS.modes) - set(MODES):
+    raise app.UsageError(f"modes must be among {MODES}, got {FLAGS.modes}")
   if FLAGS.summarize_only:
     path = pathlib.Path(FLAGS.record)
     record = json.loads(path.read_text())
