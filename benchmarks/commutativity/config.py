@@ -72,7 +72,7 @@ def smoke() -> CommutativityConfig:
   return CommutativityConfig(seeds=(0, 1, 2, 3))
 
 
-@registry.tier("small", hardware=preflight.CI_CPU, expected_runtime_s=600)
+@registry.tier("small", hardware=preflight.CI_CPU, expected_runtime_s=300)
 def small() -> CommutativityConfig:
   """Command: python -m harness run --experiment=commutativity --tier=small --mirrors=cifar10=/work/shared/data/cifar10-exact-subset
   Expected result: every claim passes for ReLU and Erf, synthetic pairs and 4 CIFAR-10 pairs; widths 16-1024,

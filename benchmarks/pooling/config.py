@@ -64,7 +64,7 @@ def smoke() -> PoolingConfig:
                        cnn_theory_depths=(1, 2, 5))
 
 
-@registry.tier("small", hardware=preflight.CI_CPU, expected_runtime_s=1000)
+@registry.tier("small", hardware=preflight.CI_CPU, expected_runtime_s=360)
 def small() -> PoolingConfig:
   """Command: python -m harness run --experiment=pooling --tier=small (HARNESS_MIRRORS with cifar10 exact pixels)
   Expected result: every claim passes with significance; 4 seeds x (1000 train, 250 test) 8x8 images, depth 2.

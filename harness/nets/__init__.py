@@ -44,7 +44,8 @@ the muP readout is the NTK readout / sqrt(fan_in)); for "ntk" the empirical NTK 
 
 Computation: float32 or float64, XLA-compiled (`backends`), TF32 off. CNNs read out by Flatten and FC nets only
 propagate same-position covariances; the (n1, n2, H, W, H, W) covariance is only formed for GlobalAvgPool, in
-chunks of input pairs or groups of fixed vertical offset (harness/nets/_evaluate.py). The arc-cosine map is one
+chunks of input pairs (the pairs innermost for small images) or groups of fixed vertical offset
+(harness/nets/_evaluate.py). Nets of repeated blocks at many depths: `DepthProfile` (one compiled loop). The arc-cosine map is one
 square root and a polynomial (no libm call), so XLA vectorises it (harness/nets/_kernel_math.py).
 
 Importing this package changes no process state. For speed on CPU, call `nets.configure_xla_cpu()` once, before
@@ -75,7 +76,8 @@ def eager():
 
   XLA compile time grows with the number of layers (an unrolled 64-block residual net: about 20 s on 2 CPU
   cores, 256 blocks: minutes) while small inputs run in milliseconds per layer: for deep nets on a few inputs,
-  eager is faster overall. Results agree with the compiled ones to rounding.
+  eager is faster overall, unless the net is a repeated block (`DepthProfile` compiles it as one loop). Results
+  agree with the compiled ones to rounding.
   """
   return _backends.current().eager()
 

@@ -6,7 +6,8 @@ Plan (from the spec and the input shape):
     including the Flatten, then the VECTOR layers after it, in the same compiled call, for steps of a few x1
     rows at a time (a loop inside the call, so one step's tensors stay in cache: DIAGONAL_STEP_ELEMENTS);
   * images read out by GlobalAvgPool: a FULL stage per chunk of c input pairs ((c, H, W, H, W) covariances;
-    c chosen so one chunk stays in cache, and so memory does not grow with the block) or, when every Conv
+    c chosen so one chunk stays in cache, and so memory does not grow with the block; (H, W, H, W, c), pairs
+    innermost, when a chunk holds PAIRS_LAST_MIN_PAIRS pairs: small images) or, when every Conv
     keeps the offset p' - p (stride 1, 'SAME'), a SKEWED stage per step of n groups of fixed vertical offset
     (harness/nets/_skew.py: a few groups stay in cache where one 32x32 pair does not), then the VECTOR
     layers after the pooling on the assembled (n1, n2) block. If those contain a nonlinearity, the

@@ -77,6 +77,8 @@ flags.DEFINE_list("cases", list(CASES), f"Cases to time, from {list(CASES)}.")
 flags.DEFINE_list("modes", ["jit"], "'jit': jax.jit(kernel_fn) (primary figure); 'eager': NT's kernel_fn "
                   "as returned by stax (op-by-op dispatch, how it is called without jit); 'batch': nt.batch over "
                   "the jitted kernel_fn, the fastest of BATCH_SIZES.")
+flags.DEFINE_list("batch_sizes", [str(b) for b in BATCH_SIZES], "Batch sizes tried by --modes=batch (those dividing "
+                  "the block).")
 flags.DEFINE_integer("repeats", 5, "Timed calls after the compile call (median reported).")
 flags.DEFINE_integer("repeats_slow", 3, f"Timed calls for cases whose warm call takes over {SLOW_CALL_S} s.")
 flags.DEFINE_string("record", str(DEFAULT_RECORD), "JSON file the run is appended to ('' = don't write).")
@@ -99,7 +101,7 @@ def time_case(name: str, mode: str) -> dict:
   if mode != "batch":
     return _time_one(name, mode)
   n1, n2 = CASES[name][2]
-  sizes = [b for b in BATCH_SIZES if n1 % b == 0 and n2 % b == 0]
+  sizes = [b for b in map(int, FLAGS.batch_sizes) if n1 % b == 0 and n2 % b == 0]
   results = [_time_one(name, mode, batch_size=b) for b in sizes]
   best = max(results, key=lambda r: r["entries_per_s"])
   best["batch_sizes_tried"] = {r["batch_size"]: r["entries_per_s"] for r in results}
