@@ -64,9 +64,9 @@ def _relative_errors(profile, x1, x2, depths, dtype):
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_every_depth_equals_its_own_spec(case, symmetric):
   profile, inputs = PROFILES[case]
-  x1 = inputs(5)
+  x1 = inputs(4)
   x2 = None if symmetric else inputs(3, seed=1)
-  depths = (0, 1, 2, 6)
+  depths = (0, 1, 3)
   errors = _relative_errors(profile, x1, x2, depths, "float64")
   bound = {key: ULPS_PER_BLOCK * (key[0] + 2) * precision.UNIT_ROUNDOFF["float64"] for key in errors}
   assert all(errors[key] <= bound[key] for key in errors), errors
@@ -75,12 +75,12 @@ def test_every_depth_equals_its_own_spec(case, symmetric):
 def test_float32_and_op_by_op():
   profile, inputs = PROFILES["cnn_gap_circular_erf"]
   x = inputs(4)
-  errors = _relative_errors(profile, x, None, (1, 3, 6), "float32")
+  errors = _relative_errors(profile, x, None, (1, 3), "float32")
   assert all(e <= ULPS_PER_BLOCK * (d + 2) * precision.UNIT_ROUNDOFF["float32"] for (d, _), e in errors.items()), errors
   with nets.eager():
-    eager = profile.kernel(x, depths=(3, 6), get="ntk", dtype="float64")
-  compiled = profile.kernel(x, depths=(3, 6), get="ntk", dtype="float64")
-  for depth in (3, 6):
+    eager = profile.kernel(x, depths=(1, 3), get="ntk", dtype="float64")
+  compiled = profile.kernel(x, depths=(1, 3), get="ntk", dtype="float64")
+  for depth in (1, 3):
     np.testing.assert_allclose(eager[depth], compiled[depth], rtol=1e-12)
 
 
