@@ -27,10 +27,10 @@ ifeq ($(strip $(BACKEND)),jax)
 # JAX-only: Keras on JAX, data from mirrors (TFDS downloads need TensorFlow and say so); `make test` runs the
 # backend-portable tests. On a GPU host add JAX's CUDA wheels afterwards (pip install "jax[cuda12]==<pinned jax>").
 export KERAS_BACKEND := jax
-EXTRAS := jax,test
+EXTRAS := jax,test,dist
 CHECK := import importlib.util, keras, jax; assert importlib.util.find_spec('tensorflow') is None, 'TensorFlow is installed in $(VENV): make setup BACKEND=jax needs a fresh VENV'; print('keras', keras.__version__, 'jax', jax.__version__, '(no TensorFlow)')
 else
-EXTRAS := $(strip $(TF)),test,jax
+EXTRAS := $(strip $(TF)),test,jax,dist
 CHECK := import tensorflow as tf, keras, tensorflow_datasets, jax; print('tf', tf.__version__, 'keras', keras.__version__, 'jax', jax.__version__)
 endif
 

@@ -33,6 +33,8 @@ from typing import Sequence
 import numpy as np
 from scipy import linalg
 
+from harness.nets import blocked_cholesky
+
 # Relative jitters tried in order (0 = the matrix as given), capped at 1e-4 of the mean diagonal.
 JITTERS = (0.0, 1e-10, 1e-8, 1e-6, 1e-4)
 # Validation share of the training set carved out by `select_diag_reg` when no indices are given.
@@ -86,13 +88,30 @@ class Cholesky:
   lower: np.ndarray
   diag_reg: float
   jitter: float
+  block_size: int | None = None   # None: dense LAPACK factor; else blocked_cholesky's (solves a block at a time)
 
   def solve(self, b: np.ndarray) -> np.ndarray:
+    if self.block_size is not None:
+      y = blocked_cholesky.forward_solve(self.lower, b, self.block_size)
+      return blocked_cholesky.backward_solve(self.lower, y, self.block_size)
     return linalg.cho_solve((self.lower, True), b, check_finite=False)
 
   def half_solve(self, b: np.ndarray) -> np.ndarray:
     """L^{-1} b, so that b^T (L L^T)^{-1} b = |L^{-1} b|^2."""
+    if self.block_size is not None:
+      return blocked_cholesky.forward_solve(self.lower, b, self.block_size)
     return linalg.solve_triangular(self.lower, b, lower=True, check_finite=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Solver:
+  """How kernel systems are factorised: dense in memory (block_size None), or blocked (harness/nets/blocked_cholesky.py)
+  with the factor in memory or, with `scratch_dir`, in a file there (memory: two n x block_size panels)."""
+  block_size: int | None = None
+  scratch_dir: str | None = None
+
+
+DENSE = Solver()
 
 
 def smallest_eigenvalue(k: np.ndarray) -> float:
@@ -100,7 +119,7 @@ def smallest_eigenvalue(k: np.ndarray) -> float:
 
 
 def cholesky(k_train_train: np.ndarray, diag_reg: float = 0.0,
-             jitters: Sequence[float] = JITTERS) -> Cholesky:
+             jitters: Sequence[float] = JITTERS, solver: Solver = DENSE) -> Cholesky:
   """Cholesky factor of the regularised kernel, escalating the jitter until it succeeds.
 
   Raises NotPositiveDefiniteError (a LinAlgError and a ValueError) naming the smallest eigenvalue of
@@ -109,18 +128,24 @@ def cholesky(k_train_train: np.ndarray, diag_reg: float = 0.0,
   k = _as_matrix(k_train_train, "k_train_train")
   if k.shape[0] != k.shape[1]:
     raise ValueError(f"k_train_train must be square, got {k.shape}")
-  if not np.all(np.isfinite(k)):
-    raise ValueError("k_train_train has NaN or inf entries")
   scale = mean_diagonal(k)
-  for jitter in jitters:
-    a = np.array(k)
-    a[np.diag_indices_from(a)] += (diag_reg + jitter) * scale
-    try:
-      lower = linalg.cholesky(a, lower=True, overwrite_a=True, check_finite=False)
-    except np.linalg.LinAlgError:
-      continue
-    return Cholesky(lower, float(diag_reg), float(jitter))
-  min_eig = smallest_eigenvalue(regularize(k, diag_reg))
+  if not np.isfinite(scale) or not all(np.all(np.isfinite(k[r0:r0 + 4096])) for r0 in range(0, k.shape[0], 4096)):
+    raise ValueError("k_train_train has NaN or inf entries")
+  if solver.block_size is not None:
+    found = blocked_cholesky.try_jitters(k, scale, diag_reg, jitters, solver.block_size, solver.scratch_dir)
+    if found is not None:
+      return Cholesky(found[0], float(diag_reg), found[1], solver.block_size)
+  else:
+    for jitter in jitters:
+      a = np.array(k)
+      a[np.diag_indices_from(a)] += (diag_reg + jitter) * scale
+      try:
+        lower = linalg.cholesky(a, lower=True, overwrite_a=True, check_finite=False)
+      except np.linalg.LinAlgError:
+        continue
+      return Cholesky(lower, float(diag_reg), float(jitter))
+  # the smallest eigenvalue needs the dense matrix in memory: only below the blocked solver's sizes
+  min_eig = smallest_eigenvalue(regularize(k, diag_reg)) if solver.block_size is None else float("nan")
   raise NotPositiveDefiniteError(
       f"kernel matrix ({k.shape[0]}x{k.shape[0]}, mean diagonal {scale:.3g}, diag_reg {diag_reg:g}) is not "
       f"positive definite: smallest eigenvalue {min_eig:.3e}; Cholesky failed with relative jitters up to "
@@ -137,14 +162,15 @@ class GaussianPrediction:
 
 def gp_posterior(k_train_train: np.ndarray, k_test_train: np.ndarray, y_train: np.ndarray,
                  k_test_test: np.ndarray | None = None, diag_reg: float = 0.0,
-                 full_covariance: bool = False, jitters: Sequence[float] = JITTERS) -> GaussianPrediction:
+                 full_covariance: bool = False, jitters: Sequence[float] = JITTERS,
+                 solver: Solver = DENSE) -> GaussianPrediction:
   """NNGP (or any GP) posterior on the test set (Rasmussen & Williams 2006, Eqs. 2.22-2.24, Alg. 2.1).
 
   k_test_test: None (no variance), the (m,) diagonal, or the full (m, m) test-test kernel. With
   `full_covariance` (needs the full matrix) the variance is the (m, m) posterior covariance, else its
   diagonal. The noise term of R&W is `diag_reg * mean(diag k_train_train)`.
   """
-  factor = cholesky(k_train_train, diag_reg, jitters)
+  factor = cholesky(k_train_train, diag_reg, jitters, solver)
   n = factor.lower.shape[0]
   k_xt = _as_matrix(k_test_train, "k_test_train")
   if k_xt.shape[1] != n:
@@ -184,7 +210,8 @@ def _one_minus_exp_over(evals: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 def gradient_descent_mse_mean(k_train_train: np.ndarray, k_test_train: np.ndarray, y_train: np.ndarray,
                               t: float | np.ndarray = np.inf, learning_rate: float = 1.0,
-                              diag_reg: float = 0.0, jitters: Sequence[float] = JITTERS) -> np.ndarray:
+                              diag_reg: float = 0.0, jitters: Sequence[float] = JITTERS,
+                              solver: Solver = DENSE) -> np.ndarray:
   """Mean test output of infinitely wide nets trained by gradient flow on MSE for time t (module docstring).
 
   mu_t = K_test,train K^{-1} (I - exp(-learning_rate * t * K / y_train.size)) y_train with
@@ -207,7 +234,7 @@ def gradient_descent_mse_mean(k_train_train: np.ndarray, k_test_train: np.ndarra
   out = np.empty((flat_t.size, k_xt.shape[0], y.shape[1]))
   infinite = np.isinf(flat_t)
   if infinite.any():
-    out[infinite] = k_xt @ cholesky(k, diag_reg, jitters).solve(y)
+    out[infinite] = k_xt @ cholesky(k, diag_reg, jitters, solver).solve(y)
   if (~infinite).any():
     evals, evecs = linalg.eigh(regularize(k, diag_reg), check_finite=False)
     s = flat_t[~infinite] * learning_rate / y.size
@@ -227,9 +254,21 @@ def _scores(prediction: np.ndarray, target: np.ndarray) -> tuple[float, float]:
   return float(np.mean(prediction.argmax(1) == target.argmax(1))), mse
 
 
+def _submatrix(k: np.ndarray, rows: np.ndarray, cols: np.ndarray, solver: Solver) -> np.ndarray:
+  """k[rows][:, cols], a block of rows at a time into the solver's scratch file when it has one (kernels on disk)."""
+  if solver.scratch_dir is None:
+    return k[np.ix_(rows, cols)]
+  out = blocked_cholesky.scratch_array((len(rows), len(cols)), solver.scratch_dir)
+  step = solver.block_size or blocked_cholesky.DEFAULT_BLOCK_SIZE
+  for r0 in range(0, len(rows), step):
+    out[r0:r0 + step] = k[rows[r0:r0 + step]][:, cols]
+  return out
+
+
 def select_diag_reg(k_train_train: np.ndarray, y_train: np.ndarray, candidates: Sequence[float],
                     val_fraction: float = VALIDATION_FRACTION, val_indices: Sequence[int] | None = None,
-                    seed: int = 0, jitters: Sequence[float] = JITTERS) -> tuple[float, list[dict]]:
+                    seed: int = 0, jitters: Sequence[float] = JITTERS,
+                    solver: Solver = DENSE) -> tuple[float, list[dict]]:
   """Pick `diag_reg` on a validation split carved from the TRAINING set only (no test data involved).
 
   Fits the kernel-ridge / GP mean on the remaining training points for every candidate and scores the
@@ -253,13 +292,13 @@ def select_diag_reg(k_train_train: np.ndarray, y_train: np.ndarray, candidates: 
   fit = np.setdiff1d(np.arange(n), val)
   if fit.size == 0:
     raise ValueError("validation split leaves no training points")
-  k_fit, k_val_fit = k[np.ix_(fit, fit)], k[np.ix_(val, fit)]
+  k_fit, k_val_fit = _submatrix(k, fit, fit, solver), k[np.ix_(val, fit)]
   table, last_error = [], None
   for reg in candidates:
     row = {"diag_reg": float(reg), "accuracy": float("nan"), "mse": float("nan"), "jitter": float("nan"),
            "error": None}
     try:
-      prediction = gp_posterior(k_fit, k_val_fit, y[fit], diag_reg=reg, jitters=jitters)
+      prediction = gp_posterior(k_fit, k_val_fit, y[fit], diag_reg=reg, jitters=jitters, solver=solver)
     except NotPositiveDefiniteError as e:
       row["error"], last_error = str(e), e
     else:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -89,6 +91,86 @@ def _load_tile(path: str, get: tuple[str, ...]) -> dict[str, np.ndarray] | None:
     return None  # unreadable or foreign file: recompute
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class TileGrid:
+  """The tiles of one kernel matrix: which to compute, each one's padded inputs, its file and its place.
+
+  Shared by `kernel_tiled` and the distributed job (`harness.distributed`), so both read and write the same
+  tile files (`<cache_dir>/<key>/tile_<i>_<j>.npz`, each the full padded tile) and either resumes the other's.
+  """
+  spec: object
+  x1: np.ndarray
+  x2: np.ndarray | None
+  get: tuple[str, ...]
+  dtype: str
+  tile_size: int
+
+  @classmethod
+  def make(cls, spec, x1, x2, get, dtype: str, tile_size: int) -> "TileGrid":
+    if tile_size < 1:
+      raise ValueError(f"tile_size must be >= 1, got {tile_size}")
+    return cls(spec, np.asarray(x1), None if x2 is None else np.asarray(x2), _batching.canonical_get(get), dtype,
+               int(tile_size))
+
+  @property
+  def symmetric(self) -> bool:
+    return self.x2 is None
+
+  @property
+  def shape(self) -> tuple[int, int]:
+    return self.x1.shape[0], (self.x1 if self.symmetric else self.x2).shape[0]
+
+  @functools.cached_property
+  def key(self) -> str:
+    return cache_key(self.spec, self.x1, self.x2, self.get, self.dtype, self.tile_size)
+
+  @functools.cached_property
+  def _sides(self):
+    # A side shorter than a tile is one unpadded block: padding 250 inputs to a 512 tile would do 4x the work.
+    n1, n2 = self.shape
+    row_tile, col_tile = min(self.tile_size, n1), min(self.tile_size, n2)
+    return row_tile, col_tile, _batching.blocks(n1, row_tile), _batching.blocks(n2, col_tile)
+
+  def indices(self) -> list[tuple[int, int]]:
+    n1, n2 = self.shape
+    return tile_indices(n1, None if self.symmetric else n2, self.tile_size)
+
+  @staticmethod
+  def file_name(i: int, j: int) -> str:
+    return f"tile_{i}_{j}.npz"
+
+  def manifest(self) -> dict:
+    return {"spec": _describe(self.spec), "x1_shape": list(self.x1.shape),
+            "x2_shape": None if self.symmetric else list(self.x2.shape), "get": list(self.get), "dtype": self.dtype,
+            "tile_size": self.tile_size, "tiles": len(self.indices())}
+
+  def compute(self, i: int, j: int) -> dict[str, np.ndarray]:
+    """Tile (i, j): `spec.kernel` on the padded row block i and column block j (the padded tile)."""
+    row_tile, col_tile, rows, cols = self._sides
+    a = _batching.padded(self.x1, *rows[i], row_tile)
+    b = _batching.padded(self.x1 if self.symmetric else self.x2, *cols[j], col_tile)
+    result = self.spec.kernel(a, b, get=self.get, dtype=self.dtype)
+    return {g: np.asarray(result[g]) for g in self.get}
+
+  def empty(self, memmap_dir: str | None = None) -> dict[str, np.ndarray]:
+    """The (n1, n2) result arrays, in memory or as .npy memmaps `<memmap_dir>/<name>.npy` (kernels past RAM)."""
+    if memmap_dir is None:
+      return {g: np.empty(self.shape, dtype=np.dtype(self.dtype)) for g in self.get}
+    os.makedirs(memmap_dir, exist_ok=True)
+    return {g: np.lib.format.open_memmap(os.path.join(memmap_dir, f"{g}.npy"), mode="w+", dtype=np.dtype(self.dtype),
+                                         shape=self.shape) for g in self.get}
+
+  def place(self, out: dict[str, np.ndarray], i: int, j: int, tile: dict[str, np.ndarray]) -> None:
+    """Writes tile (i, j) into `out` (and its mirror image below the diagonal when symmetric)."""
+    _, _, rows, cols = self._sides
+    (r0, r1), (c0, c1) = rows[i], cols[j]
+    for g in self.get:
+      block = np.asarray(tile[g])[:r1 - r0, :c1 - c0]
+      out[g][r0:r1, c0:c1] = block
+      if self.symmetric and i != j:
+        out[g][c0:c1, r0:r1] = block.T
+
+
 def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | Sequence[str] = KERNELS,
                  dtype: str = "float64", tile_size: int = DEFAULT_TILE_SIZE, cache_dir: str | None = None,
                  progress: bool = True, devices: Sequence | None = None,
@@ -100,67 +182,39 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
   `on_tile(i, j)` is called after tile (i, j) is stored (and cached); an exception from it stops the run
   with all tiles finished so far kept in the cache.
   """
-  names = _batching.canonical_get(get)
-  x1 = np.asarray(x1)
-  x2 = None if x2 is None else np.asarray(x2)
-  if tile_size < 1:
-    raise ValueError(f"tile_size must be >= 1, got {tile_size}")
-  n1 = x1.shape[0]
-  symmetric = x2 is None
-  other = x1 if symmetric else x2
-  n2 = other.shape[0]
-  # A side shorter than a tile is one unpadded block: padding 250 inputs to a 512 tile would do 4x the work.
-  row_tile, col_tile = min(tile_size, n1), min(tile_size, n2)
-  rows, cols = _batching.blocks(n1, row_tile), _batching.blocks(n2, col_tile)
-  todo = tile_indices(n1, None if symmetric else n2, tile_size)
-  out = {g: np.empty((n1, n2), dtype=np.dtype(dtype)) for g in names}
+  grid = TileGrid.make(spec, x1, x2, get, dtype, tile_size)
+  todo = grid.indices()
+  out = grid.empty()
 
   tile_dir = None
   if cache_dir is not None:
-    key = cache_key(spec, x1, x2, names, dtype, tile_size)
-    tile_dir = os.path.join(cache_dir, key)
+    tile_dir = os.path.join(cache_dir, grid.key)
     os.makedirs(tile_dir, exist_ok=True)
     manifest = os.path.join(tile_dir, "manifest.json")
     if not os.path.exists(manifest):
-      atomic.write_text_atomic(manifest, json.dumps(
-          {"spec": _describe(spec), "x1_shape": list(x1.shape), "x2_shape": None if symmetric else list(x2.shape),
-           "get": list(names), "dtype": dtype, "tile_size": tile_size, "tiles": len(todo)}, indent=1))
-
-  def place(i: int, j: int, tile: dict[str, np.ndarray]) -> None:
-    (r0, r1), (c0, c1) = rows[i], cols[j]
-    for g in names:
-      block = np.asarray(tile[g])[:r1 - r0, :c1 - c0]
-      out[g][r0:r1, c0:c1] = block
-      if symmetric and i != j:
-        out[g][c0:c1, r0:r1] = block.T
+      atomic.write_text_atomic(manifest, json.dumps(grid.manifest(), indent=1))
 
   def tile_path(i: int, j: int) -> str | None:
-    return None if tile_dir is None else os.path.join(tile_dir, f"tile_{i}_{j}.npz")
+    return None if tile_dir is None else os.path.join(tile_dir, grid.file_name(i, j))
 
   remaining = []
   for i, j in todo:
     path = tile_path(i, j)
-    cached = _load_tile(path, names) if path is not None and os.path.exists(path) else None
+    cached = _load_tile(path, grid.get) if path is not None and os.path.exists(path) else None
     if cached is None:
       remaining.append((i, j))
     else:
-      place(i, j, cached)
+      grid.place(out, i, j, cached)
 
   bar = keras.utils.Progbar(len(todo), unit_name="tile") if progress else None
   if bar is not None:
     bar.update(len(todo) - len(remaining))
 
-  def compute(i: int, j: int) -> dict[str, np.ndarray]:
-    a = _batching.padded(x1, *rows[i], row_tile)
-    b = _batching.padded(other, *cols[j], col_tile)
-    result = spec.kernel(a, b, get=names, dtype=dtype)
-    return {g: np.asarray(result[g]) for g in names}
-
   def finish(i: int, j: int, tile: dict[str, np.ndarray]) -> None:
     path = tile_path(i, j)
     if path is not None:
       _save_tile(path, tile)
-    place(i, j, tile)
+    grid.place(out, i, j, tile)
     if bar is not None:
       bar.add(1)
     if on_tile is not None:
@@ -171,10 +225,10 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
   if len(device_list) <= 1 or len(remaining) <= 1:
     for i, j in remaining:
       with backend.device_scope(device_list[0]) if device_list else contextlib.nullcontext():
-        tile = compute(i, j)
+        tile = grid.compute(i, j)
       finish(i, j, tile)
   else:
-    _run_on_devices(device_list, remaining, compute, finish)
+    _run_on_devices(device_list, remaining, grid.compute, finish)
 
   if isinstance(get, str):
     return out[get]

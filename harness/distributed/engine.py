@@ -1,0 +1,53 @@
+"""Where a run computes its kernel matrices: this process (`local`) or an Apache Beam pipeline (`beam`).
+
+`python -m harness run ... --engine=beam --pipeline_options="..." --work_dir=PATH` (flags in harness/cli.py)
+reaches the experiment as `ctx.engine`; experiments call `ctx.engine.kernel(...)` instead of `nets.kernel_tiled`.
+`work_dir` (any `etils.epath` path for Beam; local for `local`) keeps finished tiles, so a rerun of a killed
+run resumes; without it each kernel's tiles live in a temporary folder (local: not cached).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from typing import Sequence
+
+import numpy as np
+
+ENGINES = ("local", "beam")
+
+
+def default_beam_options() -> str:
+  """The DirectRunner with one worker process per core: the whole host, no cluster."""
+  return f"--runner=DirectRunner --direct_num_workers={os.cpu_count() or 1} --direct_running_mode=multi_processing"
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+  kind: str = "local"
+  pipeline_options: str | None = None   # beam: Beam pipeline options (default: default_beam_options())
+  work_dir: str | None = None
+
+  def __post_init__(self):
+    if self.kind not in ENGINES:
+      raise ValueError(f"engine must be one of {ENGINES}, got {self.kind!r}")
+    if self.kind == "local" and self.pipeline_options:
+      raise ValueError("pipeline options need --engine=beam")
+
+  def describe(self) -> dict:
+    options = (self.pipeline_options or default_beam_options()) if self.kind == "beam" else None
+    return {"kind": self.kind, "pipeline_options": options, "work_dir": self.work_dir}
+
+  def kernel(self, spec, x1: np.ndarray, x2: np.ndarray | None, get: Sequence[str], dtype: str, tile_size: int,
+             progress: bool = False) -> dict[str, np.ndarray]:
+    """`spec.kernel(x1, x2, get, dtype)` in tiles of `tile_size`, on this engine."""
+    from harness import nets  # pylint: disable=import-outside-toplevel
+    if self.kind == "local":
+      return nets.kernel_tiled(spec, x1, x2, get=get, dtype=dtype, tile_size=tile_size, progress=progress,
+                               cache_dir=self.work_dir)
+    from harness.distributed import kernels  # pylint: disable=import-outside-toplevel
+    options = self.pipeline_options or default_beam_options()
+    if self.work_dir is not None:
+      return kernels.kernel_job(spec, x1, x2, get, dtype, tile_size, work_dir=self.work_dir, options=options)[0]
+    with tempfile.TemporaryDirectory(prefix="harness-tiles-") as work_dir:
+      return kernels.kernel_job(spec, x1, x2, get, dtype, tile_size, work_dir=work_dir, options=options)[0]
