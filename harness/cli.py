@@ -4,6 +4,7 @@
   plan --experiment=X|all [--tier=T]             the pre-flight as a table, without running (harness/preflight.py)
   run --experiment=X|all --tier=T [--seeds=N] [--output_dir=D] [--dtype=float32|float64] [--compare] [--force]
       [--quiet] [--deterministic]                the pre-flight first: data, hardware, memory (exit 2 if they fail)
+      [--engine=local|beam] [--pipeline_options="..."] [--work_dir=PATH]   where kernel tiles are computed
   compare RUN_DIR [RUN_DIR ...] [--references=DIR]
   report RUN_DIR [RUN_DIR ...] [--report_dir=D] [--baseline=RUN_DIR]
   bless RUN_DIR --reason="..." [--references=DIR]
@@ -40,6 +41,13 @@ flags.DEFINE_bool("quiet", False, "One line per phase and the summary: no progre
 flags.DEFINE_bool("force", False, "Run although the tier's hardware or memory check fails; the record says so (run).")
 flags.DEFINE_bool("deterministic", False, "Deterministic ops (TF op determinism, XLA:GPU deterministic ops): the same "
                   "seed gives identical numbers on the same machine, at some cost in speed (run).")
+flags.DEFINE_enum("engine", "local", ["local", "beam"], "Where kernel matrices are computed (run): local (this process, "
+                  "tiles over the local devices) or beam (an Apache Beam pipeline; harness/distributed).")
+flags.DEFINE_string("pipeline_options", None, "Beam pipeline options with --engine=beam (default: the DirectRunner, one "
+                    "worker process per core), e.g. '--runner=DataflowRunner --project=P --region=R "
+                    "--temp_location=gs://B/tmp'.")
+flags.DEFINE_string("work_dir", None, "Where finished kernel tiles are kept (run; any etils.epath path with "
+                    "--engine=beam, e.g. gs://B/tiles): a rerun of a killed run resumes from them.")
 flags.DEFINE_bool("check", False, "Only check that the reference files hold the theory entries; exit 1 if not (theory).")
 
 
@@ -95,7 +103,11 @@ def cmd_run(args: list[str]) -> int:
       references.load(_references_dir(), exp.name, FLAGS.tier)
   if FLAGS.output_dir and len(experiments) > 1:
     raise UsageError("--output_dir names one run; with several experiments use --runs_dir")
-  from harness import nets, preflight
+  from harness import distributed, nets, preflight
+  try:
+    engine = distributed.Engine(FLAGS.engine, FLAGS.pipeline_options, FLAGS.work_dir)
+  except ValueError as e:
+    raise UsageError(f"--engine: {e}") from None
   if FLAGS.deterministic:
     runner.enable_determinism()  # before anything computes: XLA reads its flags when it starts
   nets.configure_xla_cpu()  # XLA:CPU's vector width, before the first XLA program (the pre-flight's calibration)
@@ -108,7 +120,7 @@ def cmd_run(args: list[str]) -> int:
     run_dir, record = runner.run(exp.name, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype, plan=plan,
                                  output_dir=FLAGS.output_dir or runner.default_run_dir(exp.name, FLAGS.tier, FLAGS.runs_dir),
                                  mirrors=_mirrors(), verbose=True, progress=not FLAGS.quiet, force=FLAGS.force,
-                                 references_dir=_references_dir(), deterministic=FLAGS.deterministic)
+                                 references_dir=_references_dir(), deterministic=FLAGS.deterministic, engine=engine)
     if record["forced"]:
       print(f"forced past the pre-flight: {'; '.join(record['preflight']['forced'])}")
     print(f"wrote {os.path.join(run_dir, 'results.json')} ({record['wall_time_s']:.1f} s)")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Ty
 
 import numpy as np
 
+from harness import distributed
 from harness.families import Family, LabelError, MetricView
 from harness.metrics import Metric
 
@@ -30,8 +31,10 @@ class RunContext:
 
   def __init__(self, seeds: Sequence[int], dtype: str, mirrors: str | None = None, verbose: bool = True,
                families: Iterable[Family] | None = None, needs: "preflight.Needs | None" = None,
-               expected_phase_s: Mapping[str, float] | None = None, progress: bool | None = None):
+               expected_phase_s: Mapping[str, float] | None = None, progress: bool | None = None,
+               engine: "distributed.Engine | None" = None):
     self.families = None if families is None else tuple(families)
+    self.engine = engine or distributed.Engine()  # where kernel matrices are computed: ctx.engine.kernel(...)
     self.needs = needs  # None: anything goes (tests); else phases and data reads must be declared in it
     self.expected_phase_s = dict(expected_phase_s or {})
     self.progress_bars = verbose if progress is None else progress

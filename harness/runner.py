@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from harness import claims as claims_lib
+from harness import distributed
 from harness import environment, precision, preflight, records, registry
 from harness.context import RunContext
 from harness.errors import HarnessError
@@ -74,13 +75,14 @@ def peak_rss_bytes() -> int | None:
 def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dtype: str | None = None,
         output_dir: str | None = None, mirrors: str | None = None, verbose: bool = True, progress: bool | None = None,
         force: bool = False, references_dir: str | None = None, deterministic: bool = False,
-        plan: preflight.Plan | None = None) -> tuple[str, dict]:
+        plan: preflight.Plan | None = None, engine: "distributed.Engine | None" = None) -> tuple[str, dict]:
   """Runs a tier; returns (run_dir, record). Raises HarnessError on bad input, and when the pre-flight
   (harness/preflight.py: data, hardware, memory) stops the run, before any work and before the run directory
   exists. verbose: a line per phase (with its expected time) and the summary; progress: bars with time estimates
   inside long phases (default: as verbose). force: run although the hardware or memory check fails (recorded).
   deterministic: deterministic ops from here on, process-wide (harness.nets.backends.enable_determinism).
-  plan: the pre-flight's plan when the caller made it already (the CLI checks every experiment's first)."""
+  plan: the pre-flight's plan when the caller made it already (the CLI checks every experiment's first).
+  engine: where kernel matrices are computed (harness.distributed.Engine; default local, in this process)."""
   if deterministic:
     enable_determinism()
   experiment = registry.get(experiment_name)
@@ -94,8 +96,10 @@ def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dty
   records.prepare_run_dir(run_dir)
 
   expected = {name: t * plan.runtime.scale for name, t in plan.runtime.phases.items()}
+  engine = engine or distributed.Engine()
   ctx = RunContext(seeds=seeds, dtype=dtype, mirrors=mirrors, verbose=verbose, families=experiment.families,
-                   needs=plan.needs, expected_phase_s=expected, progress=verbose if progress is None else progress)
+                   needs=plan.needs, expected_phase_s=expected, progress=verbose if progress is None else progress,
+                   engine=engine)
   started_at = records.utc_now()
   start = time.perf_counter()
   env = environment.fingerprint(dtype)
@@ -111,7 +115,7 @@ def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dty
       "curves": ctx.curves, "claims": outcomes, "phases": ctx.phases, "wall_time_s": wall,
       "expected_runtime_s": tier.expected_runtime_s, "datasets": ctx.datasets, "notes": ctx.notes,
       "papers": [dataclasses.asdict(p) for p in experiment.papers], "environment": env,
-      "deterministic": bool(env.get("op_determinism")), "forced": bool(forced), "preflight": {**plan.as_record(forced), "peak_rss_bytes": peak_rss_bytes()},
+      "deterministic": bool(env.get("op_determinism")), "engine": engine.describe(), "forced": bool(forced), "preflight": {**plan.as_record(forced), "peak_rss_bytes": peak_rss_bytes()},
   }
   records.write_json_atomic(records.results_path(run_dir), record)
   return run_dir, record

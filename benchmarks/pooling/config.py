@@ -28,6 +28,7 @@ class PoolingConfig:
   depth: int = 2                   # hidden layers of the kernels and nets the claims use
   extra_kernel_depths: tuple[int, ...] = ()  # depth sweep (metrics with a /depth=D suffix)
   kernel_tile_size: int = 512
+  solver_block_size: int | None = None  # None: dense Cholesky in memory; else blocked, the factor in a temp file
   # finite nets
   width: int = 128                 # channels (CNN) or units (FCN)
   lr_factor: float = LR_FACTOR     # learning rate = lr_factor x critical (package docstring)
@@ -74,8 +75,12 @@ def small() -> PoolingConfig:
                        cnn_theory_depths=(1, 2, 5, 10, 20, 50))
 
 
-# 96 GB of host memory: needs.py's peak estimate at this size is 90 GB (50k x 60k NNGP and NTK blocks 48 GB, the
-# regression's factor 20 GB, one CNN-GAP kernel call at 512 x 512 32x32 images 20 GB)
+# The paper tier's regressions: blocked Cholesky (harness/nets/blocked_cholesky.py), the 40k-50k factors on disk.
+PAPER_SOLVER_BLOCK_SIZE = 4096
+
+# 96 GB of host memory: needs.py's peak estimate at this size is 74 GB (50k x 60k NNGP and NTK blocks 48 GB, one
+# CNN-GAP kernel call at 512 x 512 32x32 images 20 GB, the blocked regression's two panels 3.3 GB; its factor, 20 GB,
+# is on disk)
 PAPER_HARDWARE = preflight.accelerator_host(
     "1 GPU or TPU host, >= 96 GB RAM", host_memory_gb=96, gflops={"float64": 10_000.0, "float32": 20_000.0},
     basis="assumed by the runtime ESTIMATE: 10 TFLOP/s achieved on the float64 kernels, float32 twice that")
@@ -83,12 +88,15 @@ PAPER_HARDWARE = preflight.accelerator_host(
 
 @registry.tier("paper", hardware=PAPER_HARDWARE, expected_runtime_s=86400)
 def paper() -> PoolingConfig:
-  """Command: python -m harness run --experiment=pooling --tier=paper (full CIFAR-10 via TFDS)
+  """Command: python -m harness run --experiment=pooling --tier=paper (full CIFAR-10 via TFDS); on a cluster add
+  --engine=beam --pipeline_options="--runner=DataflowRunner ..." --work_dir=gs://BUCKET/tiles (WORKSPACE.md, "Many
+  hosts"): every kernel tile of the five depths is one element of one pipeline, and a rerun resumes.
   The runtime is an ESTIMATE, not measured: the CNN-GAP kernels are 1.75e9 entries x ~1.3e8 FLOP (32x32 pixels,
   depth 3) = 2e17 FLOP per depth, about a day for the five depths on one accelerator at 10-30 TFLOP/s in float64.
   Expected result: every claim passes; kernel accuracies by depth (CNTK-GAP vs CNTK-V, depths 3, 4, 6, 11, 21 on
   50k/10k) to set against Arora et al. 2019 Table 1 (no paper reference entries are stored: their values were not
   checked against the paper's text here); the colab's depth heat map."""
   return PoolingConfig(seeds=(0,), n_train=50000, n_test=10000, downsample=1, zca_reg=None, depth=3,
-                       extra_kernel_depths=(4, 6, 11, 21), width=512, epochs=100, batch_size=128,
+                       extra_kernel_depths=(4, 6, 11, 21), solver_block_size=PAPER_SOLVER_BLOCK_SIZE, width=512,
+                       epochs=100, batch_size=128,
                        cnn_theory_downsample=4, cnn_theory_depths=(1, 2, 5, 10, 20, 50, 100), heatmap=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from typing import Sequence
 
 import numpy as np
@@ -31,34 +32,40 @@ VALIDATION_SEED_KEY = 1729            # seeds the validation split of seed s's t
 
 # -- part 1: kernel regression -------------------------------------------------------------------
 def _kernel_scores(k_train: np.ndarray, k_test_train: np.ndarray, y_train: np.ndarray, y_test: np.ndarray,
-                   seed: int) -> tuple[float, float, float]:
+                   seed: int, solver) -> tuple[float, float, float]:
   """(test accuracy, test MSE, chosen diag_reg): diag_reg selected on a validation split of the training set."""
   from harness.nets import predict  # pylint: disable=import-outside-toplevel
-  reg, _ = predict.select_diag_reg(k_train, y_train, DIAG_REG_CANDIDATES, seed=seed)
-  mean = predict.gp_posterior(k_train, k_test_train, y_train, diag_reg=reg).mean
+  reg, _ = predict.select_diag_reg(k_train, y_train, DIAG_REG_CANDIDATES, seed=seed, solver=solver)
+  mean = predict.gp_posterior(k_train, k_test_train, y_train, diag_reg=reg, solver=solver).mean
   return float(np.mean(mean.argmax(1) == y_test.argmax(1))), float(np.mean((mean - y_test) ** 2)), reg
 
 
 def run_kernels(config: PoolingConfig, ctx, blocks) -> None:
-  from harness import nets  # pylint: disable=import-outside-toplevel
+  """Kernels on the run's engine (`ctx.engine`: this process, or one Beam pipeline for every architecture, depth and
+  seed with --engine=beam), read back one seed's pair at a time; the regressions through a dense Cholesky or, with
+  `solver_block_size`, a blocked one whose factor lives in a temporary file."""
+  from harness.nets import predict  # pylint: disable=import-outside-toplevel
   depths = (config.depth,) + tuple(d for d in config.extra_kernel_depths if d != config.depth)
-  for arch in config.architectures:
-    for depth in depths:
-      spec = architecture(arch, depth)
-      for seed in ctx.seeds:
-        train, test = blocks[seed]
-        k_train = nets.kernel_tiled(spec, train.x, None, get=KERNELS, dtype=config.dtype,
-                                    tile_size=config.kernel_tile_size, progress=ctx.progress_bars)
-        k_test = nets.kernel_tiled(spec, test.x, train.x, get=KERNELS, dtype=config.dtype,
-                                   tile_size=config.kernel_tile_size, progress=ctx.progress_bars)
-        for kernel in KERNELS:
-          acc, mse, reg = _kernel_scores(k_train[kernel], k_test[kernel], train.y, test.y, seed)
-          # the depth of the claims is unlabelled; the sweep's other depths carry theirs
-          family, labels = ((F.KERNEL_SCORE, {}) if depth == config.depth
-                            else (F.KERNEL_SCORE_BY_DEPTH, {"depth": depth}))
-          ctx.record(family, acc, seed=seed, kernel=kernel, score="acc", arch=arch, **labels)
-          ctx.record(family, mse, seed=seed, kernel=kernel, score="mse", arch=arch, **labels)
-          ctx.note(f"diag_reg/{kernel}/{arch}" + "".join(f"/depth={d}" for d in labels.values()) + f"/seed={seed}", reg)
+  points = [(arch, depth, seed) for arch in config.architectures for depth in depths for seed in ctx.seeds]
+  requests = []
+  for arch, depth, seed in points:
+    spec, (train, test) = architecture(arch, depth), blocks[seed]
+    requests += [(spec, train.x, None), (spec, test.x, train.x)]
+  results = ctx.engine.kernels(requests, KERNELS, config.dtype, config.kernel_tile_size, progress=ctx.progress_bars)
+  with tempfile.TemporaryDirectory(prefix="harness-pooling-factor-") as scratch:
+    solver = (predict.DENSE if config.solver_block_size is None
+              else predict.Solver(config.solver_block_size, scratch))
+    for arch, depth, seed in points:
+      k_train, k_test = next(results), next(results)
+      train, test = blocks[seed]
+      for kernel in KERNELS:
+        acc, mse, reg = _kernel_scores(k_train[kernel], k_test[kernel], train.y, test.y, seed, solver)
+        # the depth of the claims is unlabelled; the sweep's other depths carry theirs
+        family, labels = ((F.KERNEL_SCORE, {}) if depth == config.depth
+                          else (F.KERNEL_SCORE_BY_DEPTH, {"depth": depth}))
+        ctx.record(family, acc, seed=seed, kernel=kernel, score="acc", arch=arch, **labels)
+        ctx.record(family, mse, seed=seed, kernel=kernel, score="mse", arch=arch, **labels)
+        ctx.note(f"diag_reg/{kernel}/{arch}" + "".join(f"/depth={d}" for d in labels.values()) + f"/seed={seed}", reg)
 
 
 # -- part 2: finite networks ---------------------------------------------------------------------

@@ -5,14 +5,22 @@ in one environment (apache-beam 2.78: protobuf 6.33, pyarrow 25). The same pipel
 (CI: several worker processes) and on Dataflow, Flink or Spark (WORKSPACE.md, "Many hosts").
 
   engine.Engine         where a run computes kernels (local | beam), from the CLI's --engine flags
-  kernels.kernel_job    a kernel matrix from tiles computed on Beam, shared with nets.kernel_tiled's cache
+  kernels.kernel_jobs   the tiles of many kernel matrices as one pipeline; kernels.assemble reads one back
+  kernels.kernel_job    one kernel matrix from tiles computed on Beam, shared with nets.kernel_tiled's cache
   sweeps.PointJob       (width, seed, ...) points of a sweep, one result file each
   pipeline.run_job      any ElementJob: skip what is stored, compute the rest, count both
 """
 from harness.distributed.engine import ENGINES, Engine
-from harness.distributed.kernels import KernelTileJob, kernel_job
 from harness.distributed.pipeline import ElementJob, JobSummary, load, run_job
 from harness.distributed.sweeps import PointJob
+
+
+def __getattr__(name: str):
+  """kernel_job and KernelTileJob import Keras (through harness.nets): only when asked for."""
+  if name in ("kernel_job", "KernelTileJob"):
+    from harness.distributed import kernels  # pylint: disable=import-outside-toplevel
+    return getattr(kernels, name)
+  raise AttributeError(name)
 
 __all__ = ["ENGINES", "ElementJob", "Engine", "JobSummary", "KernelTileJob", "PointJob", "kernel_job", "load",
            "run_job"]

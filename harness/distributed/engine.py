@@ -7,10 +7,11 @@ run resumes; without it each kernel's tiles live in a temporary folder (local: n
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -38,16 +39,28 @@ class Engine:
     options = (self.pipeline_options or default_beam_options()) if self.kind == "beam" else None
     return {"kind": self.kind, "pipeline_options": options, "work_dir": self.work_dir}
 
+  def kernels(self, requests: Sequence[tuple], get: Sequence[str], dtype: str, tile_size: int,
+              progress: bool = False) -> Iterator[dict[str, np.ndarray]]:
+    """`spec.kernel(x1, x2, get, dtype)` for each (spec, x1, x2) of `requests`, in order, one result at a time.
+
+    beam: every tile of every request is computed first, as one pipeline; then each matrix is assembled when the
+    iteration reaches it (memory: one result). local: each is computed when reached (`nets.kernel_tiled`)."""
+    from harness import nets  # pylint: disable=import-outside-toplevel
+    if self.kind == "local":
+      for spec, x1, x2 in requests:
+        yield nets.kernel_tiled(spec, x1, x2, get=get, dtype=dtype, tile_size=tile_size, progress=progress,
+                                cache_dir=self.work_dir)
+      return
+    from harness.distributed import kernels  # pylint: disable=import-outside-toplevel
+    from harness.nets import tiling  # pylint: disable=import-outside-toplevel
+    grids = [tiling.TileGrid.make(spec, x1, x2, get, dtype, tile_size) for spec, x1, x2 in requests]
+    with contextlib.ExitStack() as stack:
+      work_dir = self.work_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-tiles-"))
+      kernels.kernel_jobs(grids, work_dir=work_dir, options=self.pipeline_options or default_beam_options())
+      for grid in grids:
+        yield kernels.assemble(grid, work_dir)
+
   def kernel(self, spec, x1: np.ndarray, x2: np.ndarray | None, get: Sequence[str], dtype: str, tile_size: int,
              progress: bool = False) -> dict[str, np.ndarray]:
     """`spec.kernel(x1, x2, get, dtype)` in tiles of `tile_size`, on this engine."""
-    from harness import nets  # pylint: disable=import-outside-toplevel
-    if self.kind == "local":
-      return nets.kernel_tiled(spec, x1, x2, get=get, dtype=dtype, tile_size=tile_size, progress=progress,
-                               cache_dir=self.work_dir)
-    from harness.distributed import kernels  # pylint: disable=import-outside-toplevel
-    options = self.pipeline_options or default_beam_options()
-    if self.work_dir is not None:
-      return kernels.kernel_job(spec, x1, x2, get, dtype, tile_size, work_dir=self.work_dir, options=options)[0]
-    with tempfile.TemporaryDirectory(prefix="harness-tiles-") as work_dir:
-      return kernels.kernel_job(spec, x1, x2, get, dtype, tile_size, work_dir=work_dir, options=options)[0]
+    return next(iter(self.kernels([(spec, x1, x2)], get, dtype, tile_size, progress)))

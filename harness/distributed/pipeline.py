@@ -2,7 +2,7 @@
 
 A job (`ElementJob`) is a list of independent elements (kernel tiles, (width, seed) points of a sweep), each
 with a file name and a function computing its arrays. `run_job` writes the job itself once into its folder
-(`job.pkl`: the spec and inputs workers need, read back in each worker's `setup`), then runs
+(`job-<digest>.pkl`: the spec and inputs workers need, read back in each worker's `setup`), then runs
 `Create(remaining) | Reshuffle | ParDo(compute and store)` on the runner the pipeline options name: the
 DirectRunner on this machine (several worker processes with `--direct_num_workers=N
 --direct_running_mode=multi_processing`), or Dataflow, Flink, Spark on a cluster (WORKSPACE.md, "Many hosts").
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import pickle
@@ -26,7 +27,7 @@ import numpy as np
 
 from harness.distributed import storage
 
-JOB_FILE = "job.pkl"
+JOB_FILE = "job-{digest}.pkl"   # the digest of the job's element files: jobs sharing a folder keep their own
 COMPUTED, SKIPPED = "elements_computed", "elements_skipped"
 
 
@@ -59,8 +60,16 @@ def pipeline_options(options: str | Sequence[str] | None):
 
 
 def stored(job: ElementJob, folder) -> list:
-  names = storage.names_in(folder)
-  return [e for e in job.elements() if job.file_name(e) in names]
+  """The job's elements whose files exist (each subfolder of `folder` listed once)."""
+  listed: dict[str, set[str]] = {}
+  found = []
+  for element in job.elements():
+    sub, _, name = job.file_name(element).rpartition("/")
+    if sub not in listed:
+      listed[sub] = storage.names_in(storage.path(folder, sub) if sub else storage.path(folder))
+    if name in listed[sub]:
+      found.append(element)
+  return found
 
 
 # What Beam's worker processes and its local job service print on every run (they inherit stderr): dropped when the
@@ -101,14 +110,14 @@ def _compute_fn():
   class ComputeElement(beam.DoFn):
     """Loads the job in each worker once; computes and stores one element per call."""
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str, job_file: str):
       super().__init__()
-      self.folder = folder
+      self.folder, self.job_file = folder, job_file
       self.computed = beam.metrics.Metrics.counter("harness", COMPUTED)
       self.skipped = beam.metrics.Metrics.counter("harness", SKIPPED)
 
     def setup(self):
-      self.job = pickle.loads(storage.path(self.folder, JOB_FILE).read_bytes())  # pylint: disable=attribute-defined-outside-init
+      self.job = pickle.loads(storage.path(self.folder, self.job_file).read_bytes())  # pylint: disable=attribute-defined-outside-init
 
     def process(self, element):
       target = storage.path(self.folder, self.job.file_name(element))
@@ -129,10 +138,11 @@ def run_job(job: ElementJob, folder: str, options: str | Sequence[str] | None = 
     from apache_beam.metrics.metric import MetricsFilter  # pylint: disable=import-outside-toplevel
   folder = str(folder)
   storage.path(folder).mkdir(parents=True, exist_ok=True)
-  job_file = storage.path(folder, JOB_FILE)
-  if not job_file.exists():
-    storage.write_bytes(job_file, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
   elements = list(job.elements())
+  digest = hashlib.sha256("\n".join(sorted(job.file_name(e) for e in elements)).encode()).hexdigest()[:20]
+  job_file = JOB_FILE.format(digest=digest)
+  if not storage.path(folder, job_file).exists():
+    storage.write_bytes(storage.path(folder, job_file), pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
   done = {job.file_name(e) for e in stored(job, folder)}
   remaining = [e for e in elements if job.file_name(e) not in done]
   counts = {COMPUTED: 0, SKIPPED: 0}
@@ -140,7 +150,7 @@ def run_job(job: ElementJob, folder: str, options: str | Sequence[str] | None = 
     with _quiet_beam():
       pipeline = beam.Pipeline(options=pipeline_options(options))
       _ = (pipeline | "elements" >> beam.Create(remaining) | "spread" >> beam.Reshuffle()
-           | "compute" >> beam.ParDo(_compute_fn()(folder)))
+           | "compute" >> beam.ParDo(_compute_fn()(folder, job_file)))
       result = pipeline.run()
       result.wait_until_finish()
     for name in counts:

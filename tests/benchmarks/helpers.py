@@ -10,12 +10,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EXACT_MIRROR = os.path.join(os.path.dirname(REPO), "shared", "data", "cifar10-exact-subset")
 
 
-def run_tiny(experiment: registry.Experiment, tier, output_dir: str, name: str, mirrors: str | None = None) -> dict:
+def run_tiny(experiment: registry.Experiment, tier, output_dir: str, name: str, mirrors: str | None = None,
+             engine=None) -> dict:
   """Runs `tier` (a registry.tier-decorated config function) of a copy of `experiment` registered as `name`,
-  through the in-process runner (as `python -m harness run` does); returns the results record."""
+  through the in-process runner (as `python -m harness run` does; `engine`: --engine's); returns the record."""
   registry.register(dataclasses.replace(experiment, name=name, tiers=(tier,)))
   try:
-    _, record = runner.run(name, tier.name, output_dir=output_dir, verbose=False, mirrors=mirrors)
+    _, record = runner.run(name, tier.name, output_dir=output_dir, verbose=False, mirrors=mirrors, engine=engine)
   finally:
     registry.unregister(name)
   return record

@@ -1,4 +1,5 @@
 """The pooling experiment's metric code: specs, learning-rate rule, validation split, claims, one tiny run."""
+import dataclasses
 import math
 import os
 
@@ -10,7 +11,7 @@ from benchmarks.pooling import claims as pclaims
 from benchmarks.pooling import config as pconfig
 from benchmarks.pooling import phases as pphases
 from benchmarks.pooling.experiment import EXPERIMENT
-from harness import nets, preflight, registry, training
+from harness import distributed, nets, preflight, registry, training
 from tests.benchmarks import helpers
 from harness.metrics import Metric
 
@@ -176,3 +177,52 @@ def test_tiny_run_end_to_end(tmp_path):
     assert f"ntk_condition_number/{net}/erf/critical/depth=2" in metrics
   assert all(math.isfinite(record["notes"][f"learning_rate/{arch}/seed=0"]) for arch in pconfig.ARCHITECTURES)
   assert record["datasets"] and record["datasets"][0]["dataset_id"] == "cifar10"
+
+
+# ------------------------------------------------------------------------------------------------------
+# The paper tier's code path at a reduced size: every phase of `paper()` (depth sweep, heat map), its kernels as one
+# Beam pipeline on two worker processes, its regressions through the blocked Cholesky (factor in a file)
+# ------------------------------------------------------------------------------------------------------
+PAPER_REDUCED = dict(n_train=20, n_test=10, downsample=8, extra_kernel_depths=(4,), kernel_tile_size=8,
+                     solver_block_size=8, width=8, epochs=2, eval_every=1, batch_size=8, cnn_theory_downsample=8,
+                     cnn_theory_depths=(1, 2), heatmap_n_train=16, heatmap_n_test=8, heatmap_sigma_w2=(1.0, 2.0),
+                     heatmap_depths=(1, 3), heatmap_times=(1.0, math.inf))
+TWO_WORKERS = "--runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing"
+
+
+@registry.tier("paper", hardware=preflight.CI_CPU, expected_runtime_s=60)
+def _paper_reduced():
+  """Command: tests/benchmarks/test_pooling.py (in-process runner, --engine=beam)
+  Expected result: every phase of the paper tier runs; kernels from Beam tiles equal the local engine's."""
+  return dataclasses.replace(pconfig.paper.config(), **PAPER_REDUCED)
+
+
+@registry.tier("paper", hardware=preflight.CI_CPU, expected_runtime_s=60)
+def _paper_reduced_dense():
+  """Command: tests/benchmarks/test_pooling.py (in-process runner)
+  Expected result: as _paper_reduced, with the dense solver on the local engine."""
+  return dataclasses.replace(pconfig.paper.config(), **{**PAPER_REDUCED, "solver_block_size": None})
+
+
+@pytest.mark.skipif(not os.path.isdir(EXACT_MIRROR), reason="needs ../shared/data/cifar10-exact-subset")
+def test_paper_tier_path_runs_on_beam_at_a_reduced_size(tmp_path):
+  tiles = tmp_path / "tiles"
+  engine = distributed.Engine("beam", TWO_WORKERS, str(tiles))
+  record = helpers.run_tiny(EXPERIMENT, _paper_reduced, str(tmp_path / "run"), "pooling_paper_reduced",
+                            mirrors=f"cifar10={EXACT_MIRROR}", engine=engine)
+  assert set(record["phases"]) == {"theory", "cnn_theory", "data", "kernels", "finite", "heatmap"}
+  assert record["engine"] == {"kind": "beam", "pipeline_options": TWO_WORKERS, "work_dir": str(tiles)}
+  # 3 architectures x 2 depths x (train: 3 row tiles of 8 -> 6 upper tiles; test: 2 x 3 tiles), in one pipeline
+  assert len(list(tiles.glob("*/tile_*.npz"))) == 3 * 2 * (6 + 6)
+  assert len(list(tiles.glob("job-*.pkl"))) == 1
+  metrics = record["metrics"]
+  for arch in pconfig.ARCHITECTURES:
+    for name in (f"kernel_ntk_test_acc/{arch}", f"kernel_nngp_test_acc/{arch}/depth=4"):
+      assert 0.0 <= metrics[name]["values"][0] <= 1.0, name
+  # the same run on the local engine with the dense solver scores the same (kernels equal to rounding; the
+  # blocked factor equals the dense one to rounding, tests/nets/test_blocked_cholesky.py)
+  local = helpers.run_tiny(EXPERIMENT, _paper_reduced_dense, str(tmp_path / "local"), "pooling_paper_reduced_local",
+                           mirrors=f"cifar10={EXACT_MIRROR}")
+  for name, metric in metrics.items():
+    if name.startswith("kernel_"):
+      np.testing.assert_allclose(metric["values"], local["metrics"][name]["values"], rtol=1e-9, err_msg=name)

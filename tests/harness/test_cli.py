@@ -134,6 +134,9 @@ def test_bad_inputs_exit_2(blessed, tmp_path):
   assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--dtype=float16"), "dtype")
   assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--seeds=0"), "seeds")
   assert_usage_error(harness("frobnicate"), "command must be one of")
+  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--engine=spark"), "--engine")
+  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--pipeline_options=--runner=DirectRunner"),
+                     "need --engine=beam")
   assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", f"--output_dir={run_dir}"),
                      "already holds a run")
   assert_usage_error(harness("compare", str(tmp_path)), "did not finish")
