@@ -43,8 +43,8 @@ flags.DEFINE_bool("deterministic", False, "Deterministic ops (TF op determinism,
                   "seed gives identical numbers on the same machine, at some cost in speed (run).")
 flags.DEFINE_enum("engine", "local", ["local", "beam"], "Where kernel matrices are computed (run): local (this process, "
                   "tiles over the local devices) or beam (an Apache Beam pipeline; harness/distributed).")
-flags.DEFINE_string("pipeline_options", None, "Beam pipeline options with --engine=beam (default: the DirectRunner, one "
-                    "worker process per core), e.g. '--runner=DataflowRunner --project=P --region=R "
+flags.DEFINE_string("pipeline_options", None, "Beam pipeline options with --engine=beam (default: the DirectRunner in "
+                    "this process), e.g. '--runner=DataflowRunner --project=P --region=R "
                     "--temp_location=gs://B/tmp'.")
 flags.DEFINE_string("work_dir", None, "Where finished kernel tiles are kept (run; any etils.epath path with "
                     "--engine=beam, e.g. gs://B/tiles): a rerun of a killed run resumes from them.")

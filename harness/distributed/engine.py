@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import tempfile
 from typing import Iterator, Sequence
 
@@ -18,9 +17,13 @@ import numpy as np
 ENGINES = ("local", "beam")
 
 
+# On one host the DirectRunner in this process is the fastest: XLA already spreads a tile over every core, while each
+# worker process pays for importing TensorFlow and compiling again (docs/performance.md, "Kernel tiles on Beam").
+DEFAULT_BEAM_OPTIONS = "--runner=DirectRunner --direct_num_workers=1 --direct_running_mode=in_memory"
+
+
 def default_beam_options() -> str:
-  """The DirectRunner with one worker process per core: the whole host, no cluster."""
-  return f"--runner=DirectRunner --direct_num_workers={os.cpu_count() or 1} --direct_running_mode=multi_processing"
+  return DEFAULT_BEAM_OPTIONS
 
 
 @dataclasses.dataclass(frozen=True)
