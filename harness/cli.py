@@ -5,6 +5,7 @@
   run --experiment=X|all --tier=T [--seeds=N] [--output_dir=D] [--dtype=float32|float64] [--compare] [--force]
       [--quiet] [--deterministic]                the pre-flight first: data, hardware, memory (exit 2 if they fail)
       [--engine=local|beam] [--pipeline_options="..."] [--work_dir=PATH]   where kernel tiles are computed
+      [--strategy=auto|one_device|mirrored|tpu]  data-parallel Keras training over this host's devices
   compare RUN_DIR [RUN_DIR ...] [--references=DIR]
   report RUN_DIR [RUN_DIR ...] [--report_dir=D] [--baseline=RUN_DIR]
   bless RUN_DIR --reason="..." [--references=DIR]
@@ -48,6 +49,9 @@ flags.DEFINE_string("pipeline_options", None, "Beam pipeline options with --engi
                     "--temp_location=gs://B/tmp'.")
 flags.DEFINE_string("work_dir", None, "Where finished kernel tiles are kept (run; any etils.epath path with "
                     "--engine=beam, e.g. gs://B/tiles): a rerun of a killed run resumes from them.")
+flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "tpu"], "Data-parallel Keras models over "
+                  "this host's devices (run): tf.distribute under TensorFlow, keras.distribution.DataParallel under JAX. "
+                  "auto: mirrored over several accelerators, else one device; kernel tiles go to the same devices.")
 flags.DEFINE_bool("check", False, "Only check that the reference files hold the theory entries; exit 1 if not (theory).")
 
 
@@ -120,7 +124,8 @@ def cmd_run(args: list[str]) -> int:
     run_dir, record = runner.run(exp.name, FLAGS.tier, n_seeds=FLAGS.seeds, dtype=FLAGS.dtype, plan=plan,
                                  output_dir=FLAGS.output_dir or runner.default_run_dir(exp.name, FLAGS.tier, FLAGS.runs_dir),
                                  mirrors=_mirrors(), verbose=True, progress=not FLAGS.quiet, force=FLAGS.force,
-                                 references_dir=_references_dir(), deterministic=FLAGS.deterministic, engine=engine)
+                                 references_dir=_references_dir(), deterministic=FLAGS.deterministic, engine=engine,
+                                 strategy=FLAGS.strategy)
     if record["forced"]:
       print(f"forced past the pre-flight: {'; '.join(record['preflight']['forced'])}")
     print(f"wrote {os.path.join(run_dir, 'results.json')} ({record['wall_time_s']:.1f} s)")

@@ -9,6 +9,7 @@ Schema (version 1), top-level keys:
   phases {name: wall seconds}, wall_time_s, datasets [{dataset_id, source, checksum, ...}], notes {...},
   environment (harness.environment.fingerprint, with matmul_gflops), deterministic (--deterministic: op
   determinism was on), engine {kind, pipeline_options, work_dir} (where kernels were computed: --engine),
+  strategy {kind, devices} (--strategy: the devices Keras models were data-parallel over, or kernel tiles spread over),
   forced (--force overrode the pre-flight),
   preflight {hardware, machine, datasets, memory_estimate_bytes, memory_parts_bytes, runtime_estimate_s,
   runtime_basis, forced, peak_rss_bytes} (harness/preflight.py; older records lack deterministic, forced and preflight).

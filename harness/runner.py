@@ -1,6 +1,7 @@
 """Runs one experiment tier and writes its record. Plain functions; the CLI is a thin shell over them."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -75,16 +76,40 @@ def peak_rss_bytes() -> int | None:
 def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dtype: str | None = None,
         output_dir: str | None = None, mirrors: str | None = None, verbose: bool = True, progress: bool | None = None,
         force: bool = False, references_dir: str | None = None, deterministic: bool = False,
-        plan: preflight.Plan | None = None, engine: "distributed.Engine | None" = None) -> tuple[str, dict]:
+        plan: preflight.Plan | None = None, engine: "distributed.Engine | None" = None,
+        strategy: str = "auto") -> tuple[str, dict]:
   """Runs a tier; returns (run_dir, record). Raises HarnessError on bad input, and when the pre-flight
   (harness/preflight.py: data, hardware, memory) stops the run, before any work and before the run directory
   exists. verbose: a line per phase (with its expected time) and the summary; progress: bars with time estimates
   inside long phases (default: as verbose). force: run although the hardware or memory check fails (recorded).
   deterministic: deterministic ops from here on, process-wide (harness.nets.backends.enable_determinism).
   plan: the pre-flight's plan when the caller made it already (the CLI checks every experiment's first).
-  engine: where kernel matrices are computed (harness.distributed.Engine; default local, in this process)."""
+  engine: where kernel matrices are computed (harness.distributed.Engine; default local, in this process).
+  strategy: how Keras models are spread over this host's devices (backends.STRATEGIES; `distribution`)."""
   if deterministic:
     enable_determinism()
+  with contextlib.ExitStack() as stack:
+    devices = distribution(stack, strategy)  # before the run directory: no TPU is bad input
+    return _run(experiment_name, tier_name, n_seeds=n_seeds, dtype=dtype, output_dir=output_dir, mirrors=mirrors,
+                verbose=verbose, progress=progress, force=force, references_dir=references_dir, plan=plan,
+                engine=dataclasses.replace(engine or distributed.Engine(), devices=tuple(devices)),
+                strategy={"kind": strategy, "devices": [str(d) for d in devices]})
+
+
+def distribution(stack: contextlib.ExitStack, strategy: str) -> list:
+  """Enters the backend's data-parallel context for `strategy` (backends.distribution) on `stack`; returns the
+  devices it spans. HarnessError for an unknown strategy or one this host cannot serve (tpu without a TPU)."""
+  from harness.nets import backends  # pylint: disable=import-outside-toplevel
+  if strategy not in backends.STRATEGIES:
+    raise HarnessError(f"--strategy must be one of {', '.join(backends.STRATEGIES)}, got {strategy!r}")
+  try:
+    return list(stack.enter_context(backends.current().distribution(strategy)))
+  except ValueError as e:
+    raise HarnessError(f"--strategy={strategy}: {e}") from None
+
+
+def _run(experiment_name: str, tier_name: str, *, n_seeds, dtype, output_dir, mirrors, verbose, progress, force,
+         references_dir, plan, engine, strategy: dict) -> tuple[str, dict]:
   experiment = registry.get(experiment_name)
   tier = experiment.tier(tier_name)
   config, seeds, dtype = resolve(experiment, tier, n_seeds, dtype)
@@ -96,7 +121,6 @@ def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dty
   records.prepare_run_dir(run_dir)
 
   expected = {name: t * plan.runtime.scale for name, t in plan.runtime.phases.items()}
-  engine = engine or distributed.Engine()
   ctx = RunContext(seeds=seeds, dtype=dtype, mirrors=mirrors, verbose=verbose, families=experiment.families,
                    needs=plan.needs, expected_phase_s=expected, progress=verbose if progress is None else progress,
                    engine=engine)
@@ -115,7 +139,7 @@ def run(experiment_name: str, tier_name: str, *, n_seeds: int | None = None, dty
       "curves": ctx.curves, "claims": outcomes, "phases": ctx.phases, "wall_time_s": wall,
       "expected_runtime_s": tier.expected_runtime_s, "datasets": ctx.datasets, "notes": ctx.notes,
       "papers": [dataclasses.asdict(p) for p in experiment.papers], "environment": env,
-      "deterministic": bool(env.get("op_determinism")), "engine": engine.describe(), "forced": bool(forced), "preflight": {**plan.as_record(forced), "peak_rss_bytes": peak_rss_bytes()},
+      "deterministic": bool(env.get("op_determinism")), "engine": engine.describe(), "strategy": strategy, "forced": bool(forced), "preflight": {**plan.as_record(forced), "peak_rss_bytes": peak_rss_bytes()},
   }
   records.write_json_atomic(records.results_path(run_dir), record)
   return run_dir, record

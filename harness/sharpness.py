@@ -59,8 +59,8 @@ class HessianProbe:
   def top_eigenvalue(self, iterations: int = ITERATIONS, rtol: float = RTOL, seed: int = 0) -> Sharpness:
     """lambda_max of P^1/2 H P^1/2 at the current weights (module docstring); start vector drawn with `seed`."""
     backend = self._backend
-    params = [v.value for v in self._model.trainable_variables]
-    non_trainable = [v.value for v in self._model.non_trainable_variables]
+    params = [keras.ops.convert_to_tensor(v) for v in self._model.trainable_variables]
+    non_trainable = [keras.ops.convert_to_tensor(v) for v in self._model.non_trainable_variables]
     rng = seeding.rng(seed)
     v = _normalized([rng.standard_normal(tuple(p.shape)) for p in params])
     estimate, previous, done = 0.0, None, 0

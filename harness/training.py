@@ -92,10 +92,22 @@ def _compute_dtype(model: keras.Model) -> str:
   return getattr(policy, "compute_dtype", None) or keras.backend.floatx()
 
 
+def data_parallel_devices() -> int:
+  """The devices every batch is split over under `keras.distribution` (JAX's --strategy, which needs batches that
+  divide evenly); 1 without one (tf.distribute splits uneven batches itself)."""
+  dist = keras.distribution.distribution()
+  return 1 if dist is None else int(np.prod(dist.device_mesh.shape))
+
+
 def outputs(model: keras.Model, x: np.ndarray) -> np.ndarray:
-  """The model's outputs on x (float64), in batches."""
-  return np.asarray(model.predict(np.asarray(x, dtype=_compute_dtype(model)), batch_size=EVAL_BATCH_SIZE,
-                                  verbose=0), dtype=np.float64)
+  """The model's outputs on x (float64), in batches (padded by repeating the last row to split evenly over
+  `data_parallel_devices()`, the padding's outputs dropped)."""
+  x = np.asarray(x, dtype=_compute_dtype(model))
+  devices, n = data_parallel_devices(), len(x)
+  if n % devices:
+    x = np.concatenate([x, np.repeat(x[-1:], devices - n % devices, axis=0)])
+  batch = EVAL_BATCH_SIZE - EVAL_BATCH_SIZE % devices
+  return np.asarray(model.predict(x, batch_size=batch, verbose=0), dtype=np.float64)[:n]
 
 
 def scores(model: keras.Model, x: np.ndarray, y: np.ndarray, offset: np.ndarray | None = None) -> tuple[float, float]:
@@ -137,6 +149,9 @@ def train(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray, x_test: 
     targets = y_train.argmax(1).astype(np.int32)
   n = len(x_train)
   batch = n if config.batch_size is None else min(config.batch_size, n)
+  if batch % data_parallel_devices():
+    raise ValueError(f"a batch of {batch} examples does not split evenly over {data_parallel_devices()} devices "
+                     "(keras.distribution.DataParallel, --strategy): choose a batch size they divide")
   model.compile(optimizer=keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum,
                                                weight_decay=config.weight_decay or None),
                 loss=_loss(config.loss, dtype))

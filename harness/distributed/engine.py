@@ -31,6 +31,7 @@ class Engine:
   kind: str = "local"
   pipeline_options: str | None = None   # beam: Beam pipeline options (default: default_beam_options())
   work_dir: str | None = None
+  devices: tuple | None = None   # local: the devices tiles go to (None: the backend's; the runner sets --strategy's)
 
   def __post_init__(self):
     if self.kind not in ENGINES:
@@ -52,7 +53,7 @@ class Engine:
     if self.kind == "local":
       for spec, x1, x2 in requests:
         yield nets.kernel_tiled(spec, x1, x2, get=get, dtype=dtype, tile_size=tile_size, progress=progress,
-                                cache_dir=self.work_dir)
+                                cache_dir=self.work_dir, devices=self.devices)
       return
     from harness.distributed import kernels  # pylint: disable=import-outside-toplevel
     from harness.nets import tiling  # pylint: disable=import-outside-toplevel

@@ -181,7 +181,9 @@ _contractions = StructureCache(_Contractions)  # (model, trace_outputs) -> the c
 
 
 def _values(model: keras.Model) -> tuple[list, list]:
-  return [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]
+  # the values as tensors (under a tf.distribute strategy, v.value is a mirrored variable a compiled tape cannot watch)
+  return ([keras.ops.convert_to_tensor(v) for v in model.trainable_variables],
+          [keras.ops.convert_to_tensor(v) for v in model.non_trainable_variables])
 
 
 def _ntk(contractions: _Contractions, params, non_trainable, x1: np.ndarray, x2: np.ndarray | None,

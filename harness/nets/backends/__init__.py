@@ -25,6 +25,9 @@ does not abstract:
                           values, in one call (`harness.nets.reinitialize` redraws a whole net)
   devices()               the devices kernel tiles are spread over (accelerators, else logical CPU devices)
   device_scope(device)    context placing work on one of them
+  distribution(kind)      context: Keras models built and trained in it are data-parallel over the devices `kind`
+                          (STRATEGIES) names: tf.distribute strategies / keras.distribution.DataParallel; yields
+                          those devices
   eager()                 context running compiled functions op by op (no tracing or XLA compilation)
   running_eagerly()       whether that context is active
   configure_process(env)  the process-wide settings of `configure_xla_cpu` that this backend needs
@@ -49,6 +52,7 @@ import keras
 
 _MODULES = {"tensorflow": "harness.nets.backends.tensorflow", "jax": "harness.nets.backends.jax"}
 CPU_VECTOR_WIDTH = 512
+STRATEGIES = ("auto", "one_device", "mirrored", "tpu")   # --strategy (harness/runner.py)
 _VECTOR_WIDTH_FLAG = "xla_cpu_prefer_vector_width"
 
 

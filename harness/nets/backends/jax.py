@@ -1,12 +1,14 @@
 """JAX pieces of harness.nets (see harness/nets/backends/__init__.py)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 
 from harness.nets import backends
@@ -127,6 +129,29 @@ def seeded_normals(draws, dtype: str) -> list:
 def devices() -> list:
   """Devices kernel tiles may go to: those of JAX's default backend (GPUs/TPUs, or the host CPU devices)."""
   return list(jax.devices())
+
+
+@contextlib.contextmanager
+def distribution(kind: str):
+  """Context: Keras models built and trained inside it are data-parallel through `keras.distribution.DataParallel`
+  (backends.STRATEGIES); yields the devices it spans. auto: every device when they are several accelerators, else
+  none; mirrored: every device of JAX's default backend; one_device: the first; tpu: every TPU (ValueError if none)."""
+  found = list(jax.devices())
+  if kind == "tpu" and found[0].platform != "tpu":
+    raise ValueError(f"no TPU found (JAX's devices are {found[0].platform})")
+  if kind == "one_device":
+    chosen = found[:1]
+  elif kind in ("mirrored", "tpu") or (kind == "auto" and has_accelerator() and len(found) > 1):
+    chosen = found
+  else:
+    yield found
+    return
+  previous = keras.distribution.distribution()
+  keras.distribution.set_distribution(keras.distribution.DataParallel(devices=chosen))
+  try:
+    yield chosen
+  finally:
+    keras.distribution.set_distribution(previous)
 
 
 def device_scope(device):

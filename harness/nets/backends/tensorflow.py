@@ -263,6 +263,31 @@ def devices() -> list[str]:
   return []
 
 
+@contextlib.contextmanager
+def distribution(kind: str):
+  """Context: Keras models built and trained (fit, train_on_batch, predict) inside it are data-parallel through
+  tf.distribute (backends.STRATEGIES); yields the devices it spans (kernel tiles go to them). auto: mirrored over
+  the GPUs when there are several, else no strategy; mirrored: every logical device of the first kind found (GPU,
+  TPU, CPU); one_device: the first; tpu: TPUStrategy on the TPU the cluster resolver finds (ValueError if none)."""
+  if kind == "tpu":
+    try:
+      resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+      tf.config.experimental_connect_to_cluster(resolver)
+      tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError) as e:
+      raise ValueError(f"no TPU found ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    strategy = tf.distribute.TPUStrategy(resolver)
+  elif kind == "mirrored" or (kind == "auto" and len(tf.config.list_logical_devices("GPU")) > 1):
+    strategy = tf.distribute.MirroredStrategy(devices())
+  elif kind == "one_device":
+    strategy = tf.distribute.OneDeviceStrategy(devices()[0])
+  else:
+    yield devices()
+    return
+  with strategy.scope():
+    yield list(strategy.extended.worker_devices)
+
+
 def device_scope(device: str):
   """Context placing the ops created and run inside it on `device`."""
   return tf.device(device)
