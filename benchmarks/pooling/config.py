@@ -78,21 +78,22 @@ def small() -> PoolingConfig:
 # The paper tier's regressions: blocked Cholesky (harness/nets/blocked_cholesky.py), the 40k-50k factors on disk.
 PAPER_SOLVER_BLOCK_SIZE = 4096
 
-# 96 GB of host memory: needs.py's peak estimate at this size is 74 GB (50k x 60k NNGP and NTK blocks 48 GB, one
-# CNN-GAP kernel call at 512 x 512 32x32 images 20 GB, the blocked regression's two panels 3.3 GB; its factor, 20 GB,
-# is on disk)
+# 96 GB of host memory: needs.py's peak estimate at this size is 75 GB (50k x 60k NNGP and NTK blocks 48 GB, one
+# CNN-GAP kernel call at 512 x 512 32x32 images 20 GB, the blocked regression's three panels 4.9 GB; its factor and
+# the diag_reg split's, 26 GB at most, are scratch files in $TMPDIR)
 PAPER_HARDWARE = preflight.accelerator_host(
     "1 GPU or TPU host, >= 96 GB RAM", host_memory_gb=96, gflops={"float64": 10_000.0, "float32": 20_000.0},
     basis="assumed by the runtime ESTIMATE: 10 TFLOP/s achieved on the float64 kernels, float32 twice that")
 
 
-@registry.tier("paper", hardware=PAPER_HARDWARE, expected_runtime_s=86400)
+@registry.tier("paper", hardware=PAPER_HARDWARE, expected_runtime_s=4 * 86400)
 def paper() -> PoolingConfig:
   """Command: python -m harness run --experiment=pooling --tier=paper (full CIFAR-10 via TFDS); on a cluster add
   --engine=beam --pipeline_options="--runner=DataflowRunner ..." --work_dir=gs://BUCKET/tiles (WORKSPACE.md, "Many
   hosts"): every kernel tile of the five depths is one element of one pipeline, and a rerun resumes.
-  The runtime is an ESTIMATE, not measured: the CNN-GAP kernels are 1.75e9 entries x ~1.3e8 FLOP (32x32 pixels,
-  depth 3) = 2e17 FLOP per depth, about a day for the five depths on one accelerator at 10-30 TFLOP/s in float64.
+  The runtime is an ESTIMATE, not measured: the CNN-GAP kernels are 1.75e9 entries x 4.4e7 FLOP per layer (32x32
+  pixels) at depths 3, 4, 6, 11, 21 (45 layers) = 3.5e18 FLOP, about 4 days on one accelerator at 10 TFLOP/s in
+  float64 (WORKSPACE.md, "Many hosts": the cost table).
   Expected result: every claim passes; kernel accuracies by depth (CNTK-GAP vs CNTK-V, depths 3, 4, 6, 11, 21 on
   50k/10k) to set against Arora et al. 2019 Table 1 (no paper reference entries are stored: their values were not
   checked against the paper's text here); the colab's depth heat map."""

@@ -39,9 +39,9 @@ def needs(config: PoolingConfig, seeds: Sequence[int]) -> preflight.Needs:
     pixels = IMAGE_PIXELS // config.downsample ** 2
     memory += [
         ("kernel blocks (NNGP + NTK, train and test)", 2 * array_bytes(n, n + m, dtype=config.dtype)),
-        # dense: the factor in memory; blocked (harness/nets/blocked_cholesky.py): on disk, two n x block panels held
+        # dense: the factor in memory; blocked (harness/nets/blocked_cholesky.py): on disk, three n x block panels held
         ("regression factor", array_bytes(n, n) if config.solver_block_size is None
-         else 2 * array_bytes(n, min(config.solver_block_size, n))),
+         else 3 * array_bytes(n, min(config.solver_block_size, n))),
         ("preprocessed images", array_bytes((n + m) * blocks, pixels * CHANNELS, dtype=config.dtype)),
     ]
     device.append(("kernel call intermediates", KERNEL_CALL_FIXED_BYTES + TILE_PAIR_PIXEL_BYTES * tile ** 2 * pixels))

@@ -1,6 +1,7 @@
 """The run of `pooling`, one function per phase (the parts of the package docstring)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 from typing import Sequence
@@ -52,7 +53,8 @@ def run_kernels(config: PoolingConfig, ctx, blocks) -> None:
     spec, (train, test) = architecture(arch, depth), blocks[seed]
     requests += [(spec, train.x, None), (spec, test.x, train.x)]
   results = ctx.engine.kernels(requests, KERNELS, config.dtype, config.kernel_tile_size, progress=ctx.progress_bars)
-  with tempfile.TemporaryDirectory(prefix="harness-pooling-factor-") as scratch:
+  # the factor's scratch file goes to $TMPDIR (WORKSPACE: point it at a disk, not tmpfs, for the paper tier)
+  with contextlib.closing(results), tempfile.TemporaryDirectory(prefix="harness-pooling-factor-") as scratch:
     solver = (predict.DENSE if config.solver_block_size is None
               else predict.Solver(config.solver_block_size, scratch))
     for arch, depth, seed in points:
@@ -66,6 +68,7 @@ def run_kernels(config: PoolingConfig, ctx, blocks) -> None:
         ctx.record(family, acc, seed=seed, kernel=kernel, score="acc", arch=arch, **labels)
         ctx.record(family, mse, seed=seed, kernel=kernel, score="mse", arch=arch, **labels)
         ctx.note(f"diag_reg/{kernel}/{arch}" + "".join(f"/depth={d}" for d in labels.values()) + f"/seed={seed}", reg)
+      del k_train, k_test   # one pair held at a time (needs.py): not this one while the next is assembled
 
 
 # -- part 2: finite networks ---------------------------------------------------------------------

@@ -81,14 +81,33 @@ def load(ctx, config: WidthConfig) -> Data:
     test = ctx.load_dataset(config.eval_dataset, split="test", pool=config.n_eval)
     test_x, test_labels = _pooled(test.images, config), np.asarray(test.labels, np.int64)
   mean, std = channel_stats(train_x[:STATS_EXAMPLES])
+  standardised = _Standardise(mean, std, config.dtype)
+  reopen = None if config.hold_stream else _Reopen(config, ctx.mirrors, standardised)
+  return Data(standardised(train_x), train_labels, standardised(test_x), test_labels, reopen)
 
-  def standardised(x: np.ndarray) -> np.ndarray:
-    return ((x - mean) / std).astype(config.dtype)
 
-  def reopen(num_examples: int, batch_size: int):
-    with _open(ctx, config, "train", batch_size, num_examples) as again:
+@dataclasses.dataclass(frozen=True)
+class _Standardise:
+  """(x - mean) / std per channel, in the run's dtype."""
+  mean: np.ndarray
+  std: np.ndarray
+  dtype: str
+
+  def __call__(self, x: np.ndarray) -> np.ndarray:
+    return ((x - self.mean) / self.std).astype(self.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reopen:
+  """Serves the training stream's first examples anew, preprocessed (a picklable `Data.reopen`: sweep points on Beam
+  workers re-read the stream from the mirror or TFDS themselves; the launcher's pre-flight checked that read)."""
+  config: WidthConfig
+  mirrors: str | None
+  standardised: _Standardise
+
+  def __call__(self, num_examples: int, batch_size: int):
+    source = data.stream(self.config.train_dataset, "train", batch_size, num_examples=num_examples,
+                             mirrors=self.mirrors)
+    with source as again:
       for images, labels in again:
-        yield standardised(_pooled(images, config)), labels.astype(np.int64)
-
-  return Data(standardised(train_x), train_labels, standardised(test_x), test_labels,
-              None if config.hold_stream else reopen)
+        yield self.standardised(_pooled(images, self.config)), labels.astype(np.int64)

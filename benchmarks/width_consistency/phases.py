@@ -3,6 +3,7 @@ metrics computed from the kept predictions (package docstring)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import numpy as np
@@ -90,23 +91,30 @@ def _final_loss(result: online.OnlineResult) -> float:
   return result.test_loss[-1] if not result.diverged else float("inf")
 
 
+def sweep_point(config: WidthConfig, data: Data, param: str, width: int, log2_lr: float, seed: int) -> dict:
+  """One point of the learning-rate sweep: {"loss": the final test loss (inf if the net diverged)}."""
+  result, _ = train(config, data, param, width, seed, config.sweep_steps, log2_lr, None)
+  return {"loss": np.float64(_final_loss(result))}
+
+
 def run_lr_sweep(config: WidthConfig, ctx, data: Data) -> dict[str, float]:
-  """Short runs over the grid at every width; the base rate of each parameterization is the best at the base width."""
+  """Short runs over the grid at every width; the base rate of each parameterization is the best at the base width.
+  Every (param, width, rate, seed) point is independent: `ctx.engine.map` runs them here or as Beam elements."""
+  points = [{"param": param, "width": width, "log2_lr": float(log2_lr), "seed": seed}
+            for param in F.PARAMS for width in config.widths for log2_lr in config.log2_lr_grid[param]
+            for seed in config.sweep_seeds]
+  results = ctx.engine.map(functools.partial(sweep_point, config, data), points, progress=ctx.progress_bars)
+  losses = {}
+  for point, result in zip(points, results):
+    loss = float(result["loss"])
+    losses.setdefault((point["param"], point["width"], point["log2_lr"]), []).append(loss)
+    if np.isfinite(loss):
+      ctx.record(F.LR_SWEEP_LOSS, loss, seed=point["seed"], param=point["param"], N=point["width"],
+                 log2_lr=point["log2_lr"])
   chosen = {}
-  counter = ctx.counter(sum(len(config.widths) * len(grid) for grid in config.log2_lr_grid.values()))
   for param in F.PARAMS:
     for width in config.widths:
-      means = {}
-      for log2_lr in config.log2_lr_grid[param]:
-        losses = []
-        for seed in config.sweep_seeds:
-          result, _ = train(config, data, param, width, seed, config.sweep_steps, log2_lr, None)
-          loss = _final_loss(result)
-          losses.append(loss)
-          if np.isfinite(loss):
-            ctx.record(F.LR_SWEEP_LOSS, loss, seed=seed, param=param, N=width, log2_lr=log2_lr)
-        means[log2_lr] = float(np.mean(losses))
-        counter.advance()
+      means = {log2_lr: float(np.mean(losses[param, width, float(log2_lr)])) for log2_lr in config.log2_lr_grid[param]}
       best = min(means, key=means.get)
       ctx.record(F.BEST_LOG2_LR, best, param=param, N=width)
       if width == config.widths[0]:

@@ -1,7 +1,8 @@
-"""Where a run computes its kernel matrices: this process (`local`) or an Apache Beam pipeline (`beam`).
+"""Where a run computes its kernel matrices and sweep points: this process (`local`) or Apache Beam (`beam`).
 
 `python -m harness run ... --engine=beam --pipeline_options="..." --work_dir=PATH` (flags in harness/cli.py)
-reaches the experiment as `ctx.engine`; experiments call `ctx.engine.kernel(...)` instead of `nets.kernel_tiled`.
+reaches the experiment as `ctx.engine`; experiments call `ctx.engine.kernels(...)` instead of `nets.kernel_tiled`, and
+`ctx.engine.map(function, points)` for independent (width, seed, ...) points of a sweep.
 `work_dir` (any `etils.epath` path for Beam; local for `local`) keeps finished tiles, so a rerun of a killed
 run resumes; without it each kernel's tiles live in a temporary folder (local: not cached).
 """
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import tempfile
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+
+from harness.distributed import storage
 
 ENGINES = ("local", "beam")
 
@@ -38,6 +42,24 @@ class Engine:
       raise ValueError(f"engine must be one of {ENGINES}, got {self.kind!r}")
     if self.kind == "local" and self.pipeline_options:
       raise ValueError("pipeline options need --engine=beam")
+    remote = self.work_dir is not None and "://" in self.work_dir
+    if self.kind == "local" and remote:
+      raise ValueError(f"--work_dir={self.work_dir}: the local engine keeps tiles on a local path; remote storage "
+                       "needs --engine=beam")
+    if self.kind == "beam":
+      if importlib.util.find_spec("apache_beam") is None:
+        raise ValueError("--engine=beam needs apache-beam: pip install -e '.[dist]' (make setup installs it)")
+      if not self.pipeline_options_say_direct() and not remote:
+        raise ValueError("a cluster runner needs --work_dir on storage every worker reaches (gs://, s3://, hdfs://): "
+                         "workers cannot write to this machine's disk")
+
+  def pipeline_options_say_direct(self) -> bool:
+    """Whether the pipeline runs on this machine (the DirectRunner, Beam's default), so local folders serve."""
+    from harness.distributed import pipeline  # pylint: disable=import-outside-toplevel
+    options = pipeline.pipeline_options(self.pipeline_options or default_beam_options())   # imports Beam quietly
+    from apache_beam.options.pipeline_options import StandardOptions  # pylint: disable=import-outside-toplevel
+    runner = options.view_as(StandardOptions).runner
+    return runner in (None, "DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
   def describe(self) -> dict:
     options = (self.pipeline_options or default_beam_options()) if self.kind == "beam" else None
@@ -63,6 +85,29 @@ class Engine:
       kernels.kernel_jobs(grids, work_dir=work_dir, options=self.pipeline_options or default_beam_options())
       for grid in grids:
         yield kernels.assemble(grid, work_dir)
+
+  def map(self, function: Callable[..., Mapping[str, np.ndarray]], points: Sequence[Mapping[str, object]],
+          progress: bool = False) -> list[dict[str, np.ndarray]]:
+    """[function(**point) for point in points] as {name: array} dicts, in order: on Beam one element a point
+    (`sweeps.PointJob`; stored under `<work_dir>/points/<job key>/`, so a rerun skips finished points), locally one
+    call after another. `function`: module-level, or a functools.partial of one over picklable arguments."""
+    from harness.distributed import pipeline, sweeps  # pylint: disable=import-outside-toplevel
+    job = sweeps.PointJob(function, points)
+    if self.kind == "local":
+      import keras  # pylint: disable=import-outside-toplevel
+      bar = keras.utils.Progbar(len(points), unit_name="point") if progress else None
+      results = []
+      for point in job.elements():
+        results.append(job.compute(point))
+        if bar is not None:
+          bar.add(1)
+      return results
+    with contextlib.ExitStack() as stack:
+      work_dir = self.work_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-points-"))
+      folder = str(storage.path(work_dir, "points", job.key()))
+      pipeline.run_job(job, folder, self.pipeline_options or default_beam_options())
+      stored = pipeline.load(job, folder)
+      return [stored[point] for point in job.elements()]
 
   def kernel(self, spec, x1: np.ndarray, x2: np.ndarray | None, get: Sequence[str], dtype: str, tile_size: int,
              progress: bool = False) -> dict[str, np.ndarray]:

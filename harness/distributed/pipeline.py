@@ -27,7 +27,7 @@ import numpy as np
 
 from harness.distributed import storage
 
-JOB_FILE = "job-{digest}.pkl"   # the digest of the job's element files: jobs sharing a folder keep their own
+JOB_FILE = "job-{digest}.pkl"   # the digest of the pickled job: jobs sharing a folder keep their own
 COMPUTED, SKIPPED = "elements_computed", "elements_skipped"
 
 
@@ -54,7 +54,8 @@ class JobSummary:
 
 def pipeline_options(options: str | Sequence[str] | None):
   """Beam PipelineOptions from a command line ('--runner=DirectRunner --direct_num_workers=2 ...')."""
-  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  with _quiet_beam():   # importing Beam logs notices about optional Google Cloud clients
+    from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
   args = shlex.split(options) if isinstance(options, str) else list(options or ())
   return PipelineOptions(args)
 
@@ -77,7 +78,8 @@ def stored(job: ElementJob, folder) -> list:
 _WORKER_NOTICES = re.compile(
     r"^(INFO|DEBUG):|^WARNING:(apache_beam|__main__|root:apitools)"
     r"|All log messages before absl::InitializeLog\(\) is called|oneDNN custom operations are on"
-    r"|This TensorFlow binary is optimized|To enable the following instructions|^\s*$")
+    r"|This TensorFlow binary is optimized|To enable the following instructions|^\s*$"
+    r"|apitools not found|google\.cloud\.bigquery_storage_v1|ReadFromBigQuery")
 
 
 @contextlib.contextmanager
@@ -139,10 +141,10 @@ def run_job(job: ElementJob, folder: str, options: str | Sequence[str] | None = 
   folder = str(folder)
   storage.path(folder).mkdir(parents=True, exist_ok=True)
   elements = list(job.elements())
-  digest = hashlib.sha256("\n".join(sorted(job.file_name(e) for e in elements)).encode()).hexdigest()[:20]
-  job_file = JOB_FILE.format(digest=digest)
+  pickled = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+  job_file = JOB_FILE.format(digest=hashlib.sha256(pickled).hexdigest()[:20])
   if not storage.path(folder, job_file).exists():
-    storage.write_bytes(storage.path(folder, job_file), pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
+    storage.write_bytes(storage.path(folder, job_file), pickled)
   done = {job.file_name(e) for e in stored(job, folder)}
   remaining = [e for e in elements if job.file_name(e) not in done]
   counts = {COMPUTED: 0, SKIPPED: 0}

@@ -31,7 +31,7 @@ def write_bytes(target: epath.Path, data: bytes) -> None:
   target.parent.mkdir(parents=True, exist_ok=True)
   tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
   tmp.write_bytes(data)
-  tmp.rename(target)
+  tmp.replace(target)  # a retried worker may find the element written already
 
 
 def write_npz(target: epath.Path, arrays: dict[str, np.ndarray]) -> None:

@@ -8,9 +8,9 @@ array with L, a block column at a time:
     L_kk = chol(A_kk);   L_ik = A_ik L_kk^-T  (i > k);   A_ij -= L_ik L_jk^T  (i >= j > k),
 
 with the trailing update done one block column at a time. The array may be an .npy memmap (`scratch_dir`): then
-the factor lives on disk (n^2 x 8 bytes) and the memory held is two panels of n x block_size floats (the current
-block column and one trailing block column: 2 x 60,000 x 4,096 x 8 bytes = 3.9 GB at the paper size), plus the
-page cache the OS lends. Solves read the factor a block row (forward) or block column (backward) at a time.
+the factor lives on disk (n^2 x 8 bytes) and the memory held is three panels of n x block_size floats (the block
+column read, its solved copy, one trailing update's product: 3 x 50,000 x 4,096 x 8 bytes = 4.9 GB at the paper
+size), plus the page cache the OS lends. Solves read the factor a block row (forward) or block column (backward) at a time.
 The result equals the dense factorisation to rounding: the same operations per entry, summed in another order
 (Higham 2002, Theorem 10.3: the backward error bound of Cholesky does not depend on the blocking).
 """
@@ -40,7 +40,7 @@ def _copy_regularized(k: np.ndarray, out: np.ndarray, shift: float, block_size: 
 
 def factor_in_place(a: np.ndarray, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
   """Overwrites the lower triangle of the symmetric positive definite `a` with its Cholesky factor (module
-  docstring); the strict upper triangles of the diagonal blocks keep stale values (the solves never read them).
+  docstring); the blocks above the diagonal keep stale values (the solves never read them).
   Raises np.linalg.LinAlgError when a diagonal block is not positive definite."""
   n = a.shape[0]
   for k0, k1 in _blocks(n, block_size):

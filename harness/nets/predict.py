@@ -81,7 +81,8 @@ def regularize(k_train_train: np.ndarray, diag_reg: float) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Cholesky:
-  """Lower Cholesky factor of K + (diag_reg + jitter) * mean(diag K) * I.
+  """Lower Cholesky factor of K + (diag_reg + jitter) * mean(diag K) * I (blocked: in the lower triangle, stale
+  values above the diagonal blocks; use solve / half_solve).
 
   jitter: the relative jitter that made the factorisation succeed (0.0: none was needed).
   """
@@ -146,9 +147,10 @@ def cholesky(k_train_train: np.ndarray, diag_reg: float = 0.0,
       return Cholesky(lower, float(diag_reg), float(jitter))
   # the smallest eigenvalue needs the dense matrix in memory: only below the blocked solver's sizes
   min_eig = smallest_eigenvalue(regularize(k, diag_reg)) if solver.block_size is None else float("nan")
+  eigenvalue = f"{min_eig:.3e}" if solver.block_size is None else "not computed (blocked solver)"
   raise NotPositiveDefiniteError(
       f"kernel matrix ({k.shape[0]}x{k.shape[0]}, mean diagonal {scale:.3g}, diag_reg {diag_reg:g}) is not "
-      f"positive definite: smallest eigenvalue {min_eig:.3e}; Cholesky failed with relative jitters up to "
+      f"positive definite: smallest eigenvalue {eigenvalue}; Cholesky failed with relative jitters up to "
       f"{max(jitters):g}. Raise diag_reg or compute the kernel in float64.", min_eig, jitters)
 
 

@@ -10,9 +10,10 @@ from benchmarks.width_consistency import claims as wclaims
 from benchmarks.width_consistency import families as F
 from benchmarks.width_consistency import phases
 from benchmarks.width_consistency.config import WidthConfig
+from benchmarks.width_consistency import data as data_lib
 from benchmarks.width_consistency.data import Data
 from benchmarks.width_consistency.experiment import EXPERIMENT
-from harness import errors, preflight, registry
+from harness import distributed, errors, preflight, registry
 from harness.context import RunContext
 from harness.metrics import Metric
 from tests.benchmarks import helpers
@@ -157,6 +158,9 @@ def test_tiny_run_end_to_end(tmp_path):
   assert all(c["metrics"] for c in record["claims"])
 
 
+IN_PROCESS = "--runner=DirectRunner --direct_num_workers=1 --direct_running_mode=in_memory"
+
+
 @registry.tier("paper", hardware=preflight.CI_CPU, expected_runtime_s=120)
 def _tiny_resnet():
   """Command: tests/benchmarks/test_width_consistency.py (in-process runner)
@@ -182,6 +186,24 @@ def test_tiny_resnet_run_on_fake_cifar5m_parts(tmp_path):
   for family in set(F.FAMILIES) - {F.CNN_TEST_LOSS, F.CNN_DISAGREEMENT, F.CNN_LR_SWEEP_LOSS}:  # no CNN phase here
     assert any(family.parse(name) for name in metrics), family.template
   assert metrics[F.TEST_LOSS.name(param="mup", N=16, step=4)]["seeds"] == [0, 1]
+
+
+def test_lr_sweep_points_on_beam_equal_the_local_sweep(tmp_path):
+  """The paper tier's path (CIFAR-5m re-read for each net): the sweep's (param, width, rate, seed) points as Beam
+  elements, each worker re-reading the stream itself, give the local sweep's losses; a rerun finds them stored."""
+  folder = str(tmp_path / "cifar5m")
+  fake_data.write_mirror(folder, {"part0.npz": fake_data.random_examples(40, seed=0),
+                                  "part5.npz": fake_data.random_examples(30, seed=5)}, keys=("X", "Y"))
+  config = _tiny_resnet.config()
+  sweeps = {}
+  for kind in ("local", "beam", "beam again"):
+    engine = (distributed.Engine() if kind == "local"
+              else distributed.Engine("beam", IN_PROCESS, str(tmp_path / "points")))
+    ctx = RunContext(seeds=config.seeds, dtype=config.dtype, mirrors=f"cifar5m={folder}", verbose=False, engine=engine)
+    chosen = phases.run_lr_sweep(config, ctx, data_lib.load(ctx, config))
+    sweeps[kind] = (chosen, {name: m.values for name, m in ctx.metrics.items()})
+  assert sweeps["beam"] == sweeps["local"] == sweeps["beam again"]
+  assert len(list((tmp_path / "points").glob("points/*/point_*.npz"))) == 2 * 4 * 3 * len(config.sweep_seeds)
 
 
 @registry.tier("paper", hardware=preflight.CI_CPU, expected_runtime_s=1)

@@ -84,8 +84,8 @@ _KILLED_RUN = textwrap.dedent("""
 
 
 def test_a_killed_run_resumes_without_recomputing_finished_tiles(tmp_path):
-  """SIGKILL a run (process group: the runner and its workers) once two tiles are stored; the rerun computes only
-  the rest, and the assembled kernel equals spec.kernel."""
+  """SIGKILL a run (its whole process group; the DirectRunner in process) once two tiles are stored; the rerun
+  computes only the rest, and the assembled kernel equals spec.kernel."""
   spec, x = helpers.cnn_spec(), helpers.images(12)
   grid = tiling.TileGrid.make(spec, x, None, ("nngp", "ntk"), "float64", 3)
   folder = tmp_path / grid.key

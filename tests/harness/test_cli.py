@@ -137,6 +137,13 @@ def test_bad_inputs_exit_2(blessed, tmp_path):
   assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--engine=spark"), "--engine")
   assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--pipeline_options=--runner=DirectRunner"),
                      "need --engine=beam")
+  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--work_dir=gs://bucket/tiles"),
+                     "remote storage needs --engine=beam")
+  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--engine=beam",
+                             "--pipeline_options=--runner=FlinkRunner --flink_master=host:8081"), "cluster runner")
+  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--strategy=tpu",
+                             f"--output_dir={tmp_path / 'tpu'}"), "--strategy=tpu: no TPU")
+  assert not (tmp_path / "tpu").exists()
   assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", f"--output_dir={run_dir}"),
                      "already holds a run")
   assert_usage_error(harness("compare", str(tmp_path)), "did not finish")

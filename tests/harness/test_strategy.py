@@ -1,5 +1,6 @@
 """--strategy: Keras models data-parallel over several devices (tf.distribute under TensorFlow, keras.distribution
-under JAX) give the single-device run's numbers within float32 rounding; kernel tiles go to the same devices.
+under JAX) give the single-device run's numbers within float32 rounding; the record names the devices used (kernel
+tiles go to them: ctx.engine.devices).
 
 Each backend runs in a subprocess with two logical CPU devices (tf.config.set_logical_device_configuration;
 XLA_FLAGS=--xla_force_host_platform_device_count=2 for JAX), as a host with two accelerators would have."""
@@ -46,6 +47,11 @@ _SCRIPT = textwrap.dedent("""
       _, record = runner.run(name, "smoke", output_dir=os.path.join(tempfile.mkdtemp(), "run"), verbose=False,
                              mirrors=f"cifar10={helpers.EXACT_MIRROR}", strategy=strategy)
       out[strategy] = {"strategy": record["strategy"], "metrics": {k: m["values"] for k, m in record["metrics"].items()}}
+    # the run's distribution is gone afterwards: models built now are plain single-device ones
+    if os.environ["KERAS_BACKEND"] == "tensorflow":
+      out["restored"] = not tf.distribute.has_strategy()
+    else:
+      out["restored"] = keras.distribution.distribution() is None
     print("RESULT" + json.dumps(out))
 """)
 
@@ -60,7 +66,7 @@ def test_mirrored_run_matches_one_device(backend):
                           timeout=600)
   assert result.returncode == 0, result.stderr[-4000:]
   out = json.loads(result.stdout.split("RESULT", 1)[1])
-  assert (out["devices"], out["replicas"]) == (2, 2)
+  assert (out["devices"], out["replicas"], out["restored"]) == (2, 2, True)
   one, mirrored = out["one_device"], out["mirrored"]
   assert len(one["strategy"]["devices"]) == 1 and len(mirrored["strategy"]["devices"]) == 2
   finite = [k for k in one["metrics"] if k.startswith("finite_")]

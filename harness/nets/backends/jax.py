@@ -134,14 +134,15 @@ def devices() -> list:
 @contextlib.contextmanager
 def distribution(kind: str):
   """Context: Keras models built and trained inside it are data-parallel through `keras.distribution.DataParallel`
-  (backends.STRATEGIES); yields the devices it spans. auto: every device when they are several accelerators, else
-  none; mirrored: every device of JAX's default backend; one_device: the first; tpu: every TPU (ValueError if none)."""
+  (backends.STRATEGIES); yields the devices it spans. mirrored: every device of JAX's default backend; one_device:
+  the first; tpu: every TPU (ValueError if none); auto: none (DataParallel needs every batch to split evenly over
+  the devices, which a tier's batch sizes need not: ask for it with mirrored)."""
   found = list(jax.devices())
   if kind == "tpu" and found[0].platform != "tpu":
     raise ValueError(f"no TPU found (JAX's devices are {found[0].platform})")
   if kind == "one_device":
     chosen = found[:1]
-  elif kind in ("mirrored", "tpu") or (kind == "auto" and has_accelerator() and len(found) > 1):
+  elif kind in ("mirrored", "tpu"):
     chosen = found
   else:
     yield found
