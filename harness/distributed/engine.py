@@ -26,14 +26,10 @@ ENGINES = ("local", "beam")
 DEFAULT_BEAM_OPTIONS = "--runner=DirectRunner --direct_num_workers=1 --direct_running_mode=in_memory"
 
 
-def default_beam_options() -> str:
-  return DEFAULT_BEAM_OPTIONS
-
-
 @dataclasses.dataclass(frozen=True)
 class Engine:
   kind: str = "local"
-  pipeline_options: str | None = None   # beam: Beam pipeline options (default: default_beam_options())
+  pipeline_options: str | None = None   # beam: Beam pipeline options (default: DEFAULT_BEAM_OPTIONS)
   work_dir: str | None = None
   devices: tuple | None = None   # local: the devices tiles go to (None: the backend's; the runner sets --strategy's)
 
@@ -56,14 +52,18 @@ class Engine:
   def pipeline_options_say_direct(self) -> bool:
     """Whether the pipeline runs on this machine (the DirectRunner, Beam's default), so local folders serve."""
     from harness.distributed import pipeline  # pylint: disable=import-outside-toplevel
-    options = pipeline.pipeline_options(self.pipeline_options or default_beam_options())   # imports Beam quietly
+    options = pipeline.pipeline_options(self.beam_options)   # imports Beam quietly
     from apache_beam.options.pipeline_options import StandardOptions  # pylint: disable=import-outside-toplevel
     runner = options.view_as(StandardOptions).runner
     return runner in (None, "DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
+  @property
+  def beam_options(self) -> str | None:
+    """The pipeline options Beam runs with (None for the local engine)."""
+    return (self.pipeline_options or DEFAULT_BEAM_OPTIONS) if self.kind == "beam" else None
+
   def describe(self) -> dict:
-    options = (self.pipeline_options or default_beam_options()) if self.kind == "beam" else None
-    return {"kind": self.kind, "pipeline_options": options, "work_dir": self.work_dir}
+    return {"kind": self.kind, "pipeline_options": self.beam_options, "work_dir": self.work_dir}
 
   def kernels(self, requests: Sequence[tuple], get: Sequence[str], dtype: str, tile_size: int,
               progress: bool = False) -> Iterator[dict[str, np.ndarray]]:
@@ -82,7 +82,7 @@ class Engine:
     grids = [tiling.TileGrid.make(spec, x1, x2, get, dtype, tile_size) for spec, x1, x2 in requests]
     with contextlib.ExitStack() as stack:
       work_dir = self.work_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-tiles-"))
-      kernels.kernel_jobs(grids, work_dir=work_dir, options=self.pipeline_options or default_beam_options())
+      kernels.kernel_jobs(grids, work_dir=work_dir, options=self.beam_options)
       for grid in grids:
         yield kernels.assemble(grid, work_dir)
 
@@ -105,7 +105,7 @@ class Engine:
     with contextlib.ExitStack() as stack:
       work_dir = self.work_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-points-"))
       folder = str(storage.path(work_dir, "points", job.key()))
-      pipeline.run_job(job, folder, self.pipeline_options or default_beam_options())
+      pipeline.run_job(job, folder, self.beam_options)
       stored = pipeline.load(job, folder)
       return [stored[point] for point in job.elements()]
 

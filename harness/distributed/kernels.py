@@ -6,8 +6,7 @@ a cluster is never idle waiting for one matrix's last tiles; `assemble(grid, wor
 back at a time. The key and the tile files are `kernel_tiled`'s (`nets.tiling.TileGrid`), so a local
 `kernel_tiled(..., cache_dir=work_dir)` and a cluster job resume each other's work.
 Memory: a worker holds the job's inputs (each distinct input array once) and one kernel call (`nets.tiling`
-docstring); the assembly holds one result (n1 x n2 per kernel, in memory or as .npy memmaps with `memmap_dir`)
-and one tile.
+docstring); the assembly holds one result (n1 x n2 per kernel) and one tile.
 """
 from __future__ import annotations
 
@@ -49,9 +48,9 @@ def kernel_jobs(grids: Sequence[tiling.TileGrid], *, work_dir: str,
   return pipeline.run_job(KernelTileJob(grids), work_dir, options)
 
 
-def assemble(grid: tiling.TileGrid, work_dir: str, memmap_dir: str | None = None) -> dict[str, np.ndarray]:
+def assemble(grid: tiling.TileGrid, work_dir: str) -> dict[str, np.ndarray]:
   """{name: (n1, n2)} from the grid's stored tiles; RuntimeError naming a missing tile."""
-  out = grid.empty(memmap_dir)
+  out = grid.empty()
   for i, j in grid.indices():
     tile = storage.read_npz(storage.path(work_dir, grid.key, grid.file_name(i, j)), grid.get)
     if tile is None:
@@ -62,11 +61,10 @@ def assemble(grid: tiling.TileGrid, work_dir: str, memmap_dir: str | None = None
 
 def kernel_job(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | Sequence[str] = tiling.KERNELS,
                dtype: str = "float64", tile_size: int = tiling.DEFAULT_TILE_SIZE, *, work_dir: str,
-               options: str | Sequence[str] | None = None, memmap_dir: str | None = None
-               ) -> tuple[dict[str, np.ndarray] | np.ndarray, pipeline.JobSummary]:
+               options: str | Sequence[str] | None = None) -> tuple[dict[str, np.ndarray] | np.ndarray, pipeline.JobSummary]:
   """`spec.kernel(x1, x2, get, dtype)` from tiles computed on Beam; returns (kernels as `spec.kernel` returns them,
   the job's summary). `options`: Beam pipeline options (module `pipeline`)."""
   grid = tiling.TileGrid.make(spec, x1, x2, get, dtype, tile_size)
   summary = kernel_jobs([grid], work_dir=work_dir, options=options)
-  out = assemble(grid, work_dir, memmap_dir)
+  out = assemble(grid, work_dir)
   return (out[get] if isinstance(get, str) else out), summary

@@ -23,16 +23,14 @@ from typing import Sequence
 import numpy as np
 from scipy import linalg
 
+from harness.nets import _batching
+
 DEFAULT_BLOCK_SIZE = 4096
-
-
-def _blocks(n: int, size: int) -> list[tuple[int, int]]:
-  return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 def _copy_regularized(k: np.ndarray, out: np.ndarray, shift: float, block_size: int) -> None:
   """out = k + shift I, a block of rows at a time (k may be a memmap too)."""
-  for r0, r1 in _blocks(k.shape[0], block_size):
+  for r0, r1 in _batching.blocks(k.shape[0], block_size):
     rows = np.array(k[r0:r1], dtype=np.float64)
     rows[np.arange(r1 - r0), np.arange(r0, r1)] += shift
     out[r0:r1] = rows
@@ -43,7 +41,7 @@ def factor_in_place(a: np.ndarray, block_size: int = DEFAULT_BLOCK_SIZE) -> None
   docstring); the blocks above the diagonal keep stale values (the solves never read them).
   Raises np.linalg.LinAlgError when a diagonal block is not positive definite."""
   n = a.shape[0]
-  for k0, k1 in _blocks(n, block_size):
+  for k0, k1 in _batching.blocks(n, block_size):
     l_kk = linalg.cholesky(np.array(a[k0:k1, k0:k1]), lower=True, check_finite=False)
     a[k0:k1, k0:k1] = l_kk
     if k1 == n:
@@ -51,14 +49,14 @@ def factor_in_place(a: np.ndarray, block_size: int = DEFAULT_BLOCK_SIZE) -> None
     # L_ik = A_ik L_kk^-T for every block row below, as one (n - k1, b) panel
     panel = linalg.solve_triangular(l_kk, np.array(a[k1:, k0:k1]).T, lower=True, check_finite=False).T
     a[k1:, k0:k1] = panel
-    for j0, j1 in _blocks(n - k1, block_size):
+    for j0, j1 in _batching.blocks(n - k1, block_size):
       a[k1 + j0:, k1 + j0:k1 + j1] -= panel[j0:] @ panel[j0:j1].T
 
 
 def forward_solve(lower: np.ndarray, b: np.ndarray, block_size: int) -> np.ndarray:
   """L^-1 b, reading L a block row at a time."""
   y = np.array(b, dtype=np.float64)
-  for i0, i1 in _blocks(lower.shape[0], block_size):
+  for i0, i1 in _batching.blocks(lower.shape[0], block_size):
     if i0:
       y[i0:i1] -= np.asarray(lower[i0:i1, :i0]) @ y[:i0]
     y[i0:i1] = linalg.solve_triangular(np.asarray(lower[i0:i1, i0:i1]), y[i0:i1], lower=True, check_finite=False)
@@ -69,7 +67,7 @@ def backward_solve(lower: np.ndarray, y: np.ndarray, block_size: int) -> np.ndar
   """L^-T y, reading L a block column at a time."""
   x = np.array(y, dtype=np.float64)
   n = lower.shape[0]
-  for i0, i1 in reversed(_blocks(n, block_size)):
+  for i0, i1 in reversed(_batching.blocks(n, block_size)):
     if i1 < n:
       x[i0:i1] -= np.asarray(lower[i1:, i0:i1]).T @ x[i1:]
     x[i0:i1] = linalg.solve_triangular(np.asarray(lower[i0:i1, i0:i1]), x[i0:i1], lower=True, trans="T",

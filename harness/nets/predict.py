@@ -107,7 +107,7 @@ class Cholesky:
 @dataclasses.dataclass(frozen=True)
 class Solver:
   """How kernel systems are factorised: dense in memory (block_size None), or blocked (harness/nets/blocked_cholesky.py)
-  with the factor in memory or, with `scratch_dir`, in a file there (memory: two n x block_size panels)."""
+  with the factor in memory or, with `scratch_dir`, in a file there (memory: three n x block_size panels)."""
   block_size: int | None = None
   scratch_dir: str | None = None
 
@@ -130,7 +130,8 @@ def cholesky(k_train_train: np.ndarray, diag_reg: float = 0.0,
   if k.shape[0] != k.shape[1]:
     raise ValueError(f"k_train_train must be square, got {k.shape}")
   scale = mean_diagonal(k)
-  if not np.isfinite(scale) or not all(np.all(np.isfinite(k[r0:r0 + 4096])) for r0 in range(0, k.shape[0], 4096)):
+  rows = blocked_cholesky.DEFAULT_BLOCK_SIZE   # checked a block of rows at a time: k may be a memmap past RAM
+  if not np.isfinite(scale) or not all(np.all(np.isfinite(k[r0:r0 + rows])) for r0 in range(0, k.shape[0], rows)):
     raise ValueError("k_train_train has NaN or inf entries")
   if solver.block_size is not None:
     found = blocked_cholesky.try_jitters(k, scale, diag_reg, jitters, solver.block_size, solver.scratch_dir)
@@ -146,8 +147,11 @@ def cholesky(k_train_train: np.ndarray, diag_reg: float = 0.0,
         continue
       return Cholesky(lower, float(diag_reg), float(jitter))
   # the smallest eigenvalue needs the dense matrix in memory: only below the blocked solver's sizes
-  min_eig = smallest_eigenvalue(regularize(k, diag_reg)) if solver.block_size is None else float("nan")
-  eigenvalue = f"{min_eig:.3e}" if solver.block_size is None else "not computed (blocked solver)"
+  if solver.block_size is None:
+    min_eig = smallest_eigenvalue(regularize(k, diag_reg))
+    eigenvalue = f"{min_eig:.3e}"
+  else:
+    min_eig, eigenvalue = float("nan"), "not computed (blocked solver)"
   raise NotPositiveDefiniteError(
       f"kernel matrix ({k.shape[0]}x{k.shape[0]}, mean diagonal {scale:.3g}, diag_reg {diag_reg:g}) is not "
       f"positive definite: smallest eigenvalue {eigenvalue}; Cholesky failed with relative jitters up to "

@@ -37,6 +37,7 @@ import keras
 import numpy as np
 
 from harness import atomic
+from harness.distributed import storage
 from harness.nets import _batching
 from harness.nets import backends
 
@@ -76,19 +77,6 @@ def tile_indices(n1: int, n2: int | None, tile_size: int) -> list[tuple[int, int
   if n2 is None:
     return [(i, j) for i in range(rows) for j in range(i, rows)]
   return [(i, j) for i in range(rows) for j in range(len(_batching.blocks(n2, tile_size)))]
-
-
-def _save_tile(path: str, tile: dict[str, np.ndarray]) -> None:
-  with atomic.atomic_open(path, "wb") as f:
-    np.savez(f, **tile)
-
-
-def _load_tile(path: str, get: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-  try:
-    with np.load(path) as data:
-      return {g: data[g] for g in get}
-  except (OSError, KeyError, ValueError):
-    return None  # unreadable or foreign file: recompute
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -152,13 +140,9 @@ class TileGrid:
     result = self.spec.kernel(a, b, get=self.get, dtype=self.dtype)
     return {g: np.asarray(result[g]) for g in self.get}
 
-  def empty(self, memmap_dir: str | None = None) -> dict[str, np.ndarray]:
-    """The (n1, n2) result arrays, in memory or as .npy memmaps `<memmap_dir>/<name>.npy` (kernels past RAM)."""
-    if memmap_dir is None:
-      return {g: np.empty(self.shape, dtype=np.dtype(self.dtype)) for g in self.get}
-    os.makedirs(memmap_dir, exist_ok=True)
-    return {g: np.lib.format.open_memmap(os.path.join(memmap_dir, f"{g}.npy"), mode="w+", dtype=np.dtype(self.dtype),
-                                         shape=self.shape) for g in self.get}
+  def empty(self) -> dict[str, np.ndarray]:
+    """The (n1, n2) result arrays."""
+    return {g: np.empty(self.shape, dtype=np.dtype(self.dtype)) for g in self.get}
 
   def place(self, out: dict[str, np.ndarray], i: int, j: int, tile: dict[str, np.ndarray]) -> None:
     """Writes tile (i, j) into `out` (and its mirror image below the diagonal when symmetric)."""
@@ -200,7 +184,8 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
   remaining = []
   for i, j in todo:
     path = tile_path(i, j)
-    cached = _load_tile(path, grid.get) if path is not None and os.path.exists(path) else None
+    # an unreadable or foreign file is recomputed
+    cached = storage.read_npz(path, grid.get) if path is not None and os.path.exists(path) else None
     if cached is None:
       remaining.append((i, j))
     else:
@@ -213,7 +198,7 @@ def kernel_tiled(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | 
   def finish(i: int, j: int, tile: dict[str, np.ndarray]) -> None:
     path = tile_path(i, j)
     if path is not None:
-      _save_tile(path, tile)
+      storage.write_npz(path, tile)
     grid.place(out, i, j, tile)
     if bar is not None:
       bar.add(1)
