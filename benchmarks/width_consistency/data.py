@@ -107,7 +107,7 @@ class _Reopen:
 
   def __call__(self, num_examples: int, batch_size: int):
     source = data.stream(self.config.train_dataset, "train", batch_size, num_examples=num_examples,
-                             mirrors=self.mirrors)
+                         mirrors=self.mirrors)
     with source as again:
       for images, labels in again:
         yield self.standardised(_pooled(images, self.config)), labels.astype(np.int64)

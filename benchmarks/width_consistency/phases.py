@@ -103,7 +103,8 @@ def run_lr_sweep(config: WidthConfig, ctx, data: Data) -> dict[str, float]:
   points = [{"param": param, "width": width, "log2_lr": float(log2_lr), "seed": seed}
             for param in F.PARAMS for width in config.widths for log2_lr in config.log2_lr_grid[param]
             for seed in config.sweep_seeds]
-  results = ctx.engine.map(functools.partial(sweep_point, config, data), points, progress=ctx.progress_bars)
+  results = ctx.engine.map(functools.partial(sweep_point, config, data), points,
+                           on_point=ctx.counter(len(points)).advance)
   losses = {}
   for point, result in zip(points, results):
     loss = float(result["loss"])

@@ -87,20 +87,19 @@ class Engine:
         yield kernels.assemble(grid, work_dir)
 
   def map(self, function: Callable[..., Mapping[str, np.ndarray]], points: Sequence[Mapping[str, object]],
-          progress: bool = False) -> list[dict[str, np.ndarray]]:
+          on_point: Callable[[], None] | None = None) -> list[dict[str, np.ndarray]]:
     """[function(**point) for point in points] as {name: array} dicts, in order: on Beam one element a point
     (`sweeps.PointJob`; stored under `<work_dir>/points/<job key>/`, so a rerun skips finished points), locally one
-    call after another. `function`: module-level, or a functools.partial of one over picklable arguments."""
+    call after another. `function`: module-level, or a functools.partial of one over picklable arguments.
+    `on_point()` is called after each point computed here (a run's `ctx.counter(...).advance`)."""
     from harness.distributed import pipeline, sweeps  # pylint: disable=import-outside-toplevel
     job = sweeps.PointJob(function, points)
     if self.kind == "local":
-      import keras  # pylint: disable=import-outside-toplevel
-      bar = keras.utils.Progbar(len(points), unit_name="point") if progress else None
       results = []
       for point in job.elements():
         results.append(job.compute(point))
-        if bar is not None:
-          bar.add(1)
+        if on_point is not None:
+          on_point()
       return results
     with contextlib.ExitStack() as stack:
       work_dir = self.work_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-points-"))
