@@ -64,8 +64,16 @@ BLOCK_ELEMENTS = 2**23
 # inside one call per core; accelerators take BLOCK_ELEMENTS).
 DIAGONAL_STEP_ELEMENTS = 2**17
 
-# Vector inputs on CPU: the input Gram by BLAS on the host (`_host_gram_kernel`; converting the inputs for the
-# compiled program cost more than the matmul); else (and on accelerators) in the compiled program.
+# DIAGONAL (Flatten) nets with at most this many nonlinearities before the readout border their tensors by a pad
+# instead of writing them into a copy of the zero scratch: each step copied the scratch into the first two
+# generations of bordered buffers (later ones are recycled in place), a third of a depth-2 8x8 block's time, while a
+# pad fuses the nonlinearity into a loop over the bordered buffer, a little slower per layer. A/B: pad +52% at depth
+# 2 (8x8), +12-18% at depth 4, -5 to -8% at depth 10 (16x16, 32x32) (docs/performance.md).
+PAD_MAX_NONLINEARITIES = 4
+# Vector inputs on CPU whose Gram is smaller than they are (n1 n2 <= (n1 + n2) d): the input Gram by BLAS on the host
+# (`_host_gram_kernel`; converting the inputs for the compiled program cost more than the matmul); else (and on
+# accelerators) in the compiled program (a large Gram costs more to convert than the inputs, and OpenBLAS's threads
+# spin after it while XLA's want the cores: docs/performance.md).
 HOST_GRAM = True
 # Image inputs with at most this many channels get their input covariance as elementwise products
 # (`_pair_products`), more as an einsum.
@@ -129,6 +137,7 @@ class _Plan:
     # Widest zero border any spatial tensor gets (a Conv's largest pad; the nonlinearities' and readouts'
     # NONLINEARITY_BORDER), for the scratch size.
     self.max_border = max([NONLINEARITY_BORDER] + [leaf.max_border() for leaf in self.spatial])
+    self.spatial_nonlinearities = sum(leaf.has_nonlinearity() for leaf in self.spatial)
     # Readouts of every pixel pair whose spatial layers all keep the offset p'_h - p_h: the skewed layout with this
     # many separator rows, else None.
     self.separator = None
@@ -511,7 +520,8 @@ def _vector_layers(plan, nngp, ntk, var1, var2, symmetric, names, dtype):
 
 def _block_kernel(plan, x1, x2, symmetric, names, dtype):
   n1, n2 = len(x1), len(x2)
-  if not plan.is_image and HOST_GRAM and not backends.current().has_accelerator():
+  if (not plan.is_image and HOST_GRAM and n1 * n2 <= (n1 + n2) * x1.shape[1]
+      and not backends.current().has_accelerator()):
     return _host_gram_kernel(plan, x1, x2, symmetric, names, dtype)
   # Vector inputs: one call; XLA already spreads the matmul and the elementwise loops over the cores, and host
   # threads only add start-up cost.
@@ -529,7 +539,9 @@ def _block_kernel(plan, x1, x2, symmetric, names, dtype):
   rows = steps * step_rows
   key = (plan.describe, "block", keras.backend.backend(), steps, step_rows, x2.shape, dtype, names, symmetric)
   fn = _compiled(key, lambda: _block_fn(plan, names, symmetric))
-  scratch = _zeros(plan.scratch_size(step_rows * n2, x1.shape[1:3]) if plan.is_image else 0, dtype)
+  # Shallow nets border their DIAGONAL tensors by a pad (no scratch), as FULL_PAIRS_LAST does (`PAD_MAX_NONLINEARITIES`).
+  bordered_by_scratch = plan.is_image and plan.spatial_nonlinearities > PAD_MAX_NONLINEARITIES
+  scratch = _zeros(plan.scratch_size(step_rows * n2, x1.shape[1:3]) if bordered_by_scratch else 0, dtype)
   x2_input = channels_first(x2) if plan.is_image else x2
 
   def job(chunk):

@@ -1,5 +1,9 @@
 """harness.nets.backends: the XLA:CPU vector-width preference (module docstring there; `configure_xla_cpu`:
 test_imports.py)."""
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -63,3 +67,32 @@ def test_seeded_normals_are_keras_random_normal(seed):
     want = np.asarray(keras.random.normal(shape, mean=mean, stddev=stddev, dtype="float32", seed=draw_seed))
     assert np.asarray(values).dtype == np.float32
     np.testing.assert_array_equal(np.asarray(values), want)
+
+
+_FAULTS_OF_A_REALLOCATION = """
+import resource, sys
+import numpy as np
+if sys.argv[1] == "keep":
+  from harness.nets import backends
+  assert backends.keep_freed_memory()
+def faults_of_filling(size=2**20):  # three 8 MiB buffers, as a kernel call's outputs and temporaries
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  buffers = [np.ones(size) for _ in range(3)]
+  del buffers
+  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+faults_of_filling()
+print(min(faults_of_filling() for _ in range(3)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_freed_memory_is_reused_without_page_faults():
+  """After keep_freed_memory, refilling freed buffers (3 x 8 MiB) touches no fresh pages; by default glibc returns
+  them to the OS (24 MiB of free heap is past its trim threshold) and their pages fault again (about 1000 faults here,
+  numpy asking for huge pages)."""
+  def faults(mode):
+    out = subprocess.run([sys.executable, "-c", _FAULTS_OF_A_REALLOCATION, mode], capture_output=True, text=True,
+                         check=True, cwd=pathlib.Path(__file__).resolve().parents[2])
+    return int(out.stdout.split()[-1])
+  assert faults("default") >= 500
+  assert faults("keep") < 50

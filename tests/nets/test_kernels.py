@@ -415,3 +415,26 @@ def test_op_by_op_runs_take_large_steps_and_match_compiled(readout, padding):
     eager = spec.kernel(x, get=("nngp", "ntk"))
   for name in ("nngp", "ntk"):
     np.testing.assert_allclose(eager[name], compiled[name], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.backend_portable
+@pytest.mark.parametrize("x2_none", [True, False], ids=["symmetric", "two_sets"])
+def test_diagonal_borders_by_pad_equal_borders_by_scratch(monkeypatch, x2_none):
+  """CNN-Flatten tensors bordered by a pad (shallow nets, the default here) and written into the zero scratch (deep
+  nets: PAD_MAX_NONLINEARITIES) give one kernel."""
+  x1, x2 = _images(7, size=4), None if x2_none else _images(5, size=4, seed=SEED + 1)
+  assert _evaluate._Plan(_cnn(nets.Flatten()), x1.shape[1:]).spatial_nonlinearities <= _evaluate.PAD_MAX_NONLINEARITIES
+  helpers.assert_same_kernel_when(monkeypatch, "PAD_MAX_NONLINEARITIES", 0, _cnn(nets.Flatten()), x1, x2)
+
+
+@pytest.mark.backend_portable
+def test_a_gram_larger_than_its_inputs_is_compiled(monkeypatch):
+  """Vector blocks whose Gram is larger than their inputs compute it in the compiled program, not on the host."""
+  def host_gram(*args):
+    raise AssertionError("host Gram used")
+  make_spec, _ = STRUCTURE_SPECS["fc"]
+  x1, x2 = _vectors(40), _vectors(30, seed=SEED + 1)  # 1200 Gram entries, 490 input entries
+  expected = make_spec().kernel(x1, x2, get="nngp")
+  monkeypatch.setattr(_evaluate, "_host_gram_kernel", host_gram)
+  _evaluate._CACHE.clear()
+  np.testing.assert_allclose(make_spec().kernel(x1, x2, get="nngp"), expected, rtol=1e-13)

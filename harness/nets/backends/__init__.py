@@ -44,6 +44,8 @@ of the process. Importing harness.nets changes no process state: `configure_xla_
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib
 import os
 from types import ModuleType
@@ -54,6 +56,11 @@ _MODULES = {"tensorflow": "harness.nets.backends.tensorflow", "jax": "harness.ne
 CPU_VECTOR_WIDTH = 512
 STRATEGIES = ("auto", "one_device", "mirrored", "tpu")   # --strategy (harness/runner.py)
 _VECTOR_WIDTH_FLAG = "xla_cpu_prefer_vector_width"
+# glibc malloc (`keep_freed_memory`): blocks of up to MALLOC_MMAP_THRESHOLD come from the heap (glibc's own ceiling for
+# its adaptive threshold, 32 MiB), and up to MALLOC_TRIM_THRESHOLD of free heap is kept instead of returned to the OS.
+MALLOC_MMAP_THRESHOLD = 2**25
+MALLOC_TRIM_THRESHOLD = 2**30
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, <malloc.h>
 
 
 def configure_xla_cpu(environ=None) -> None:
@@ -65,8 +72,27 @@ def configure_xla_cpu(environ=None) -> None:
   in a script; it then applies to every XLA:CPU program of the process, not only harness.nets'. Also drops TF's
   warnings about deliberate choices (tensorflow.py `_DropKnownNoise`: retracing, pfor while-loop fallbacks).
   Under JAX: nothing to set (harness.nets' programs get the width per program).
+  Under both, on glibc: freed memory kept for reuse (`keep_freed_memory`).
   """
   current().configure_process(os.environ if environ is None else environ)
+  keep_freed_memory()
+
+
+def keep_freed_memory() -> bool:
+  """Has glibc's malloc keep freed memory for reuse (MALLOC_MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD); whether it
+  could (False off glibc). Every kernel call allocates and frees buffers of megabytes (its outputs, the numpy
+  copies, XLA's temporaries); by default glibc returns them to the OS, and each page then costs a page fault and
+  zeroing when the next call touches it again: a third of an FC 1000 x 1000 block's time (docs/performance.md).
+  The price: the process keeps up to MALLOC_TRIM_THRESHOLD of freed heap instead of returning it (its peak is
+  unchanged). Process-wide, like the rest of `configure_xla_cpu`."""
+  name = ctypes.util.find_library("c")
+  try:
+    libc = ctypes.CDLL(name)
+    mallopt = libc.mallopt
+  except (OSError, AttributeError, TypeError):  # not glibc (macOS, musl without mallopt)
+    return False
+  return bool(mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD,
+                                                                                  MALLOC_TRIM_THRESHOLD))
 
 
 def prefer_cpu_vector_width(environ=os.environ) -> None:
