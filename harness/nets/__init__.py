@@ -54,7 +54,8 @@ the first kernel (the CLI's `run` and `make bench` do). Under TensorFlow it adds
 angle loop is latency-bound: twice the entries per iteration); XLA reads the flag at the process's first XLA
 compilation and applies it to every XLA:CPU program of the process; a width already in XLA_FLAGS wins. It also
 drops TF warnings about deliberate choices (retracing: harness.nets compiles once per shape, on purpose; pfor
-loops). Under JAX the kernels get the width per program without it. Performance history: docs/performance.md.
+loops). Under JAX the kernels get the width per program without it. Under both, on glibc, freed memory is kept for
+reuse (`backends.keep_freed_memory`). Performance history: docs/performance.md.
 """
 from harness.nets._kernel import Kernel
 from harness.nets._layers import NTKConv, NTKDense, mup_lr_multipliers, reinitialize
