@@ -61,7 +61,8 @@ def assemble(grid: tiling.TileGrid, work_dir: str) -> dict[str, np.ndarray]:
 
 def kernel_job(spec, x1: np.ndarray, x2: np.ndarray | None = None, get: str | Sequence[str] = tiling.KERNELS,
                dtype: str = "float64", tile_size: int = tiling.DEFAULT_TILE_SIZE, *, work_dir: str,
-               options: str | Sequence[str] | None = None) -> tuple[dict[str, np.ndarray] | np.ndarray, pipeline.JobSummary]:
+               options: str | Sequence[str] | None = None
+               ) -> tuple[dict[str, np.ndarray] | np.ndarray, pipeline.JobSummary]:
   """`spec.kernel(x1, x2, get, dtype)` from tiles computed on Beam; returns (kernels as `spec.kernel` returns them,
   the job's summary). `options`: Beam pipeline options (module `pipeline`)."""
   grid = tiling.TileGrid.make(spec, x1, x2, get, dtype, tile_size)

@@ -67,8 +67,8 @@ DIAGONAL_STEP_ELEMENTS = 2**17
 # DIAGONAL (Flatten) nets with at most this many nonlinearities before the readout border their tensors by a pad
 # instead of writing them into a copy of the zero scratch: each step copied the scratch into the first two
 # generations of bordered buffers (later ones are recycled in place), a third of a depth-2 8x8 block's time, while a
-# pad fuses the nonlinearity into a loop over the bordered buffer, a little slower per layer. A/B: pad +52% at depth
-# 2 (8x8), +12-18% at depth 4, -5 to -8% at depth 10 (16x16, 32x32) (docs/performance.md).
+# pad fuses the nonlinearity into a loop over the bordered buffer, a little slower per layer. A/B: pad +29-52% at
+# depth 2, +9-18% at depth 4, -4 to -8% at depth 10 (16x16, 32x32) (docs/performance.md).
 PAD_MAX_NONLINEARITIES = 4
 # Vector inputs on CPU whose Gram is smaller than they are (n1 n2 <= (n1 + n2) d): the input Gram by BLAS on the host
 # (`_host_gram_kernel`; converting the inputs for the compiled program cost more than the matmul); else (and on
@@ -385,17 +385,17 @@ def _full_fn(plan: _Plan, names: tuple[str, ...], masked: bool, pairs_last: bool
   """
   track_ntk = "ntk" in names
 
+  def pairs(xa, xb, same, scratch):
+    k = _full_input(xa, xb, track_ntk, same, plan.input_border, pairs_last)
+    return _tap_outputs(_run_taps(plan, 0, plan.split, k.replace(scratch=scratch)), names)
+
   def fn(xa, xb, scratch, *mask):
-    def step(args):
-      k = _full_input(args[0], args[1], track_ntk, args[2] if masked else None, plan.input_border)
-      return _tap_outputs(_run_taps(plan, 0, plan.split, k.replace(scratch=scratch)), names)
-    return ops.map(step, (xa, xb) + tuple(mask))
+    return ops.map(lambda args: pairs(args[0], args[1], args[2] if masked else None, scratch), (xa, xb) + tuple(mask))
 
   def gathered(table, index_a, index_b, scratch, *mask):
     def step(args):
       xa, xb = (ops.transpose(ops.take(table, i, axis=0), (1, 2, 3, 0)) for i in args[:2])  # (C, H, W, c)
-      k = _full_input(xa, xb, track_ntk, args[2] if masked else None, plan.input_border, pairs_last=True)
-      return _tap_outputs(_run_taps(plan, 0, plan.split, k.replace(scratch=scratch)), names)
+      return pairs(xa, xb, args[2] if masked else None, scratch)
     return ops.map(step, (index_a, index_b) + tuple(mask))
   return gathered if pairs_last else fn
 
@@ -547,7 +547,8 @@ def _block_kernel(plan, x1, x2, symmetric, names, dtype):
   rows = steps * step_rows
   key = (plan.describe, "block", keras.backend.backend(), steps, step_rows, x2.shape, dtype, names, symmetric)
   fn = _compiled(key, lambda: _block_fn(plan, names, symmetric))
-  # Shallow nets border their DIAGONAL tensors by a pad (no scratch), as FULL_PAIRS_LAST does (`PAD_MAX_NONLINEARITIES`).
+  # Shallow nets border their DIAGONAL tensors by a pad (no scratch), as FULL_PAIRS_LAST does
+  # (`PAD_MAX_NONLINEARITIES`).
   bordered_by_scratch = plan.is_image and plan.spatial_nonlinearities > PAD_MAX_NONLINEARITIES
   scratch = _zeros(plan.scratch_size(step_rows * n2, x1.shape[1:3]) if bordered_by_scratch else 0, dtype)
   x2_input = channels_first(x2) if plan.is_image else x2
@@ -636,10 +637,11 @@ def _full_values(plan, data, rows, cols, names, dtype, masked):
   size = max(1, min(chunk_elements // area**2, per_job))  # pairs per step
   steps = -(-per_job // size)
   pairs_last = size >= PAIRS_LAST_MIN_PAIRS
-  key = (plan.describe, "full", keras.backend.backend(), steps, size, data.shape, dtype, names, masked, pairs_last)
   # FULL_PAIRS_LAST steps gather their pairs' images from this table inside the program (`_full_fn`) instead of the
   # host copying two images per pair (100 MB a side for a 256 x 256 block of 8x8 images; +1-3%).
   table = np.ascontiguousarray(data.transpose(0, 3, 1, 2)) if pairs_last else None  # (n, C, H, W)
+  images_shape = table.shape if pairs_last else data.shape[1:]  # what the program's image input depends on
+  key = (plan.describe, "full", keras.backend.backend(), steps, size, images_shape, dtype, names, masked, pairs_last)
   fn = _compiled(key, lambda: _full_fn(plan, names, masked, pairs_last))
   # FULL_PAIRS_LAST tensors are bordered by a pad (no scratch): its loop runs over contiguous vectors of pairs, while
   # XLA copies the scratch into each step's buffers (a third of the time at 8x8, docs/performance.md).
