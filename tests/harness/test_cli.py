@@ -1,7 +1,14 @@
-"""The CLI as a user runs it (subprocess): list, run, compare, bless, report, and exit codes.
+"""The CLI as a user runs it: list, run, compare, bless, report, and exit codes.
 
-Exit status 0 = pass, 1 = a claim or reference failed, 2 = bad input with one line on stderr.
+Exit status 0 = pass, 1 = a claim or reference failed, 2 = bad input with one line on stderr. Runs, and one case of
+each kind of error, go through a subprocess (`python -m harness`, as a user types it); the other error cases and the
+pure-Python commands (compare, theory) go through the same parse and dispatch in this process (`harness_here`),
+which spares each of them a TensorFlow import of several seconds.
 """
+import contextlib
+import dataclasses
+import importlib
+import io
 import json
 import os
 import shutil
@@ -16,8 +23,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 EXACT_MIRROR = os.path.join(os.path.dirname(REPO), "shared", "data", "cifar10-exact-subset")
 needs_mirror = pytest.mark.skipif(not os.path.isdir(EXACT_MIRROR), reason="needs ../shared/data/cifar10-exact-subset")
-# what a library may write to stderr that the user can do nothing about (the run's stderr must hold none of it)
-LIBRARY_NOISE = ("AutoGraph", "WARNING", "Warning:", "W0000", "I0000", "Fix that!", "retracing")
 
 
 # `python -m harness` as on a machine without TensorFlow (the JAX-only install): every `import tensorflow` fails
@@ -43,6 +48,44 @@ def harness(*args, mirrors=None, modules=("tests.harness.toy_experiment",), jax_
   command = ["-c", WITHOUT_TENSORFLOW] if jax_only else ["-m", "harness"]
   return subprocess.run([sys.executable, *command, *args], cwd=REPO, env=env, capture_output=True, text=True,
                         timeout=300)
+
+
+@dataclasses.dataclass
+class Result:
+  returncode: int
+  stdout: str
+  stderr: str
+
+
+def harness_here(*args, mirrors=None, modules=("tests.harness.toy_experiment",)) -> Result:
+  """`harness(*args)` in this process: harness.cli's flag parsing and dispatch as `python -m harness` runs them
+  (absl's app.run around them adds nothing the tests read), stdout and stderr captured, the exit status from
+  SystemExit; `modules`' experiments are registered for the call only."""
+  from harness import cli, registry  # pylint: disable=import-outside-toplevel
+  registry.load_all()
+  extra = [importlib.import_module(m).EXPERIMENT for m in modules]
+  stdout, stderr = io.StringIO(), io.StringIO()
+  saved_mirrors = os.environ.pop("HARNESS_MIRRORS", None)
+  if mirrors:
+    os.environ["HARNESS_MIRRORS"] = mirrors
+  for experiment in extra:
+    registry.register(experiment)
+  cli.FLAGS.unparse_flags()
+  try:
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+      try:
+        cli._main(cli._flags_parser(["harness", *args]))  # pylint: disable=protected-access
+        code = 0
+      except SystemExit as e:
+        code = e.code
+  finally:
+    cli.FLAGS.unparse_flags()
+    for experiment in extra:
+      registry.unregister(experiment.name)
+    os.environ.pop("HARNESS_MIRRORS", None)
+    if saved_mirrors is not None:
+      os.environ["HARNESS_MIRRORS"] = saved_mirrors
+  return Result(code, stdout.getvalue(), stderr.getvalue())
 
 
 def assert_usage_error(result, *fragments):
@@ -101,7 +144,7 @@ def test_moved_metric_fails_compare(blessed):
     record = json.load(open(path))
     record["metrics"][name]["values"] = [v + shift for v in record["metrics"][name]["values"]]
     json.dump(record, open(path, "w"))
-    result = harness("compare", moved, f"--references={refs}")
+    result = harness_here("compare", moved, f"--references={refs}")
     assert result.returncode == 1, result.stdout
     assert "FAIL" in result.stdout
   # a move well inside the seed spread passes
@@ -112,7 +155,7 @@ def test_moved_metric_fails_compare(blessed):
   values = record["metrics"]["mc_variance/normal"]["values"]
   record["metrics"]["mc_variance/normal"]["values"] = [v + 0.1 * np.std(values) for v in values]
   json.dump(record, open(path, "w"))
-  assert harness("compare", inside, f"--references={refs}").returncode == 0
+  assert harness_here("compare", inside, f"--references={refs}").returncode == 0
 
 
 def test_nan_metric_fails(blessed):
@@ -123,40 +166,40 @@ def test_nan_metric_fails(blessed):
   record = json.load(open(path))
   record["metrics"]["normal_quantile/p=0.975"]["values"] = ["nan"]
   json.dump(record, open(path, "w"))
-  result = harness("compare", nan_dir, f"--references={refs}")
+  result = harness_here("compare", nan_dir, f"--references={refs}")
   assert result.returncode == 1 and "not finite" in result.stdout
 
 
 def test_bad_inputs_exit_2(blessed, tmp_path):
   root, run_dir, refs = blessed
-  assert_usage_error(harness("run", "--experiment=nope", "--tier=smoke"), "unknown experiment 'nope'")
-  assert_usage_error(harness("run", "--experiment=toy", "--tier=huge"), "no tier 'huge'")
+  assert_usage_error(harness_here("run", "--experiment=nope", "--tier=smoke"), "unknown experiment 'nope'")
+  assert_usage_error(harness_here("run", "--experiment=toy", "--tier=huge"), "no tier 'huge'")
   assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--dtype=float16"), "dtype")
-  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--seeds=0"), "seeds")
-  assert_usage_error(harness("frobnicate"), "command must be one of")
-  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--engine=spark"), "--engine")
-  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--pipeline_options=--runner=DirectRunner"),
-                     "need --engine=beam")
-  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--work_dir=gs://bucket/tiles"),
+  assert_usage_error(harness_here("run", "--experiment=toy", "--tier=smoke", "--seeds=0"), "seeds")
+  assert_usage_error(harness_here("frobnicate"), "command must be one of")
+  assert_usage_error(harness_here("run", "--experiment=toy", "--tier=smoke", "--engine=spark"), "--engine")
+  assert_usage_error(harness_here("run", "--experiment=toy", "--tier=smoke",
+                                  "--pipeline_options=--runner=DirectRunner"), "need --engine=beam")
+  assert_usage_error(harness_here("run", "--experiment=toy", "--tier=smoke", "--work_dir=gs://bucket/tiles"),
                      "remote storage needs --engine=beam")
-  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--engine=beam",
+  assert_usage_error(harness_here("run", "--experiment=toy", "--tier=smoke", "--engine=beam",
                              "--pipeline_options=--runner=FlinkRunner --flink_master=host:8081"), "cluster runner")
-  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--strategy=tpu",
+  assert_usage_error(harness_here("run", "--experiment=toy", "--tier=smoke", "--strategy=tpu",
                              f"--output_dir={tmp_path / 'tpu'}"), "--strategy=tpu: no TPU")
   assert not (tmp_path / "tpu").exists()
-  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", f"--output_dir={run_dir}"),
+  assert_usage_error(harness_here("run", "--experiment=toy", "--tier=smoke", f"--output_dir={run_dir}"),
                      "already holds a run")
-  assert_usage_error(harness("compare", str(tmp_path)), "did not finish")
-  assert_usage_error(harness("compare", run_dir, f"--references={tmp_path}"), "reference file not found",
+  assert_usage_error(harness_here("compare", str(tmp_path)), "did not finish")
+  assert_usage_error(harness_here("compare", run_dir, f"--references={tmp_path}"), "reference file not found",
                      os.path.join(str(tmp_path), "toy", "smoke.json"))
   broken = tmp_path / "broken"
   (broken / "toy").mkdir(parents=True)
   blob = json.load(open(os.path.join(refs, "toy", "smoke.json")))
   del blob["entries"][0]["tolerance"]["alpha" if "alpha" in blob["entries"][0]["tolerance"] else "atol"]
   (broken / "toy" / "smoke.json").write_text(json.dumps(blob))
-  assert_usage_error(harness("compare", run_dir, f"--references={broken}"), "smoke.json", "entries[0].tolerance")
-  assert_usage_error(harness("bless", run_dir), "--reason")
-  assert_usage_error(harness("run", "--experiment=toy", "--tier=smoke", "--compare", f"--references={tmp_path}",
+  assert_usage_error(harness_here("compare", run_dir, f"--references={broken}"), "smoke.json", "entries[0].tolerance")
+  assert_usage_error(harness_here("bless", run_dir), "--reason")
+  assert_usage_error(harness_here("run", "--experiment=toy", "--tier=smoke", "--compare", f"--references={tmp_path}",
                              f"--output_dir={tmp_path / 'never'}"), "reference file not found")
   assert not (tmp_path / "never").exists()  # nothing ran
 
@@ -200,12 +243,12 @@ def test_theory_writes_the_closed_form_entries_and_check_finds_stale_files(tmp_p
   assert len(theory) == 16
   stale = dict(blob, entries=[e for e in blob["entries"] if e is not theory[0]])
   references.write(str(path), stale)
-  result = harness("theory", "--check", f"--references={refs}")
+  result = harness_here("theory", "--check", f"--references={refs}")
   assert result.returncode == 1 and "smoke.json" in result.stdout, result.stdout + result.stderr
-  result = harness("theory", f"--references={refs}")
+  result = harness_here("theory", f"--references={refs}")
   assert result.returncode == 0, result.stderr
   assert references.load(str(refs), "commutativity", "smoke") == blob   # restored, nothing else touched
-  assert harness("theory", "--check", f"--references={refs}").returncode == 0
+  assert harness_here("theory", "--check", f"--references={refs}").returncode == 0
 
 
 def test_plan_prints_every_experiment_and_tier():
@@ -219,8 +262,8 @@ def test_plan_prints_every_experiment_and_tier():
                  "would stop the run"):
     assert column in result.stdout
   assert "toy / paper" in result.stdout and "needs 64 GPU/TPU" in result.stdout
-  assert_usage_error(harness("plan", "--experiment=toy", "--tier=huge"), "no tier 'huge'")
-  assert_usage_error(harness("plan"), "--experiment")
+  assert_usage_error(harness_here("plan", "--experiment=toy", "--tier=huge"), "no tier 'huge'")
+  assert_usage_error(harness_here("plan"), "--experiment")
 
 
 @needs_mirror
@@ -240,7 +283,7 @@ def test_the_paper_tier_on_a_cpu_machine_stops_before_any_work(tmp_path):
 
 def test_force_runs_past_hardware_and_memory_and_the_record_says_so(tmp_path):
   out = tmp_path / "forced"
-  assert_usage_error(harness("run", "--experiment=toy", "--tier=paper", f"--output_dir={out}"),
+  assert_usage_error(harness_here("run", "--experiment=toy", "--tier=paper", f"--output_dir={out}"),
                      "toy tier paper is sized for 64 GPUs", "needs 64 GPU/TPU", "expected runtime here", "--force")
   assert not out.exists()
   result = harness("run", "--experiment=toy", "--tier=paper", f"--output_dir={out}", "--force")
@@ -262,18 +305,6 @@ def harness_run_toy(out) -> str:
   assert lines[0].startswith("[sample]") and not lines[0].startswith("[sample] done")
   assert lines[1].startswith("[sample] done in ")
   return os.path.join(out, "results.json")
-
-
-@needs_mirror
-@pytest.mark.parametrize("experiment", ["pooling_tiny", "finite_vs_infinite_tiny"])
-def test_a_real_run_writes_no_library_warnings_to_stderr(tmp_path, experiment):
-  """pooling (kernels run eagerly through keras.ops.map: AutoGraph once warned on importlib) and finite_vs_infinite
-  (conv Jacobians through pfor, ill-conditioned float32 solves on purpose) in their tests' tiny tiers."""
-  result = harness("run", f"--experiment={experiment}", "--tier=smoke", f"--output_dir={tmp_path / 'run'}",
-                   mirrors=f"cifar10={EXACT_MIRROR}", modules=(f"tests.benchmarks.tiny_{experiment[:-5]}",))
-  assert result.returncode in (0, 1), result.stderr   # claims of a tiny tier may fail; the output is the test
-  assert not [line for line in result.stderr.splitlines() if any(n in line for n in LIBRARY_NOISE)], result.stderr
-  assert result.stderr == ""
 
 
 def test_deterministic_runs_repeat_exactly(tmp_path):
