@@ -183,13 +183,15 @@ def test_tiny_run_end_to_end(tmp_path):
 
 # ------------------------------------------------------------------------------------------------------
 # The paper tier's code path at a reduced size: every phase of `paper()` (depth sweep, heat map), its kernels as one
-# Beam pipeline on two worker processes, its regressions through the blocked Cholesky (factor in a file)
+# Beam pipeline (in this process), its regressions through the blocked Cholesky (factor in a file)
 # ------------------------------------------------------------------------------------------------------
 PAPER_REDUCED = dict(architectures=("fcn", "cnn_gap"), n_train=20, n_test=10, downsample=8, extra_kernel_depths=(4,),
                      kernel_tile_size=8, solver_block_size=8, width=8, epochs=2, eval_every=1, batch_size=8,
                      cnn_theory_downsample=8, cnn_theory_depths=(1, 2), heatmap_n_train=16, heatmap_n_test=8,
                      heatmap_sigma_w2=(1.0, 2.0), heatmap_depths=(1, 3), heatmap_times=(1.0, math.inf))
-TWO_WORKERS = "--runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing"
+# Beam's worker processes are tested by tests/distributed (test_two_worker_processes_assemble_spec_kernel); here each
+# would import TensorFlow and compile the kernels again
+IN_PROCESS = "--runner=DirectRunner --direct_num_workers=1 --direct_running_mode=in_memory"
 
 
 @registry.tier("paper", hardware=preflight.CI_CPU, expected_runtime_s=60)
@@ -209,11 +211,11 @@ def _paper_reduced_dense():
 @pytest.mark.skipif(not os.path.isdir(EXACT_MIRROR), reason="needs ../shared/data/cifar10-exact-subset")
 def test_paper_tier_path_runs_on_beam_at_a_reduced_size(tmp_path):
   tiles = tmp_path / "tiles"
-  engine = distributed.Engine("beam", TWO_WORKERS, str(tiles))
+  engine = distributed.Engine("beam", IN_PROCESS, str(tiles))
   record = helpers.run_tiny(EXPERIMENT, _paper_reduced, str(tmp_path / "run"), "pooling_paper_reduced",
                             mirrors=f"cifar10={EXACT_MIRROR}", engine=engine)
   assert set(record["phases"]) == {"theory", "cnn_theory", "data", "kernels", "finite", "heatmap"}
-  assert record["engine"] == {"kind": "beam", "pipeline_options": TWO_WORKERS, "work_dir": str(tiles)}
+  assert record["engine"] == {"kind": "beam", "pipeline_options": IN_PROCESS, "work_dir": str(tiles)}
   # 2 architectures x 2 depths x (train: 3 row tiles of 8 -> 6 upper tiles; test: 2 x 3 tiles), in one pipeline
   assert len(list(tiles.glob("*/tile_*.npz"))) == 2 * 2 * (6 + 6)
   assert len(list(tiles.glob("job-*.pkl"))) == 1

@@ -108,7 +108,7 @@ def blessed(tmp_path_factory):
   # --quiet: one line per phase and the summary
   assert result.stdout.splitlines()[0].startswith("[sample] done in ") and len(result.stdout.splitlines()) == 3
   assert json.load(open(os.path.join(run_dir, "results.json")))["deterministic"] is False
-  result = harness("bless", run_dir, "--reason=first measured toy run", f"--references={refs}")
+  result = harness_here("bless", run_dir, "--reason=first measured toy run", f"--references={refs}")
   assert result.returncode == 0, result.stderr
   return root, run_dir, refs
 
@@ -214,13 +214,13 @@ def test_dataset_errors_exit_2(tmp_path):
   np.savez(mirror / "train.npz", images=images, labels=np.arange(8, dtype=np.int64))
   np.savez(mirror / "test.npz", images=images[:2], labels=np.arange(2, dtype=np.int64))
   (mirror / "README.md").write_text("```\n" + "0" * 64 + "  train.npz\n" + "0" * 64 + "  test.npz\n```\n")
-  assert_usage_error(harness("run", "--experiment=toy", "--tier=small", f"--output_dir={tmp_path / 'b'}",
-                             f"--mirrors=cifar10={mirror}"), "train.npz")
+  assert_usage_error(harness_here("run", "--experiment=toy", "--tier=small", f"--output_dir={tmp_path / 'b'}",
+                                  f"--mirrors=cifar10={mirror}"), "train.npz")
 
 
 def test_report_single_and_multi(blessed, tmp_path):
   root, run_dir, refs = blessed
-  result = harness("report", run_dir, run_dir, f"--report_dir={tmp_path / 'rep'}", f"--references={refs}")
+  result = harness_here("report", run_dir, run_dir, f"--report_dir={tmp_path / 'rep'}", f"--references={refs}")
   assert result.returncode == 0, result.stderr
   text = (tmp_path / "rep" / "report.md").read_text()
   assert "Hardware comparison: 2 runs" in text and "variance_is_one" in text and "mc_variance/normal" in text
@@ -275,8 +275,8 @@ def test_the_paper_tier_on_a_cpu_machine_stops_before_any_work(tmp_path):
                    mirrors=f"cifar10={EXACT_MIRROR}", modules=())
   assert_usage_error(result, "pooling tier paper", "cifar10 train", "50000", "holds 4000")
   assert result.stdout == "" and not out.exists()
-  forced = harness("run", "--experiment=pooling", "--tier=paper", f"--output_dir={out}", "--force",
-                   mirrors=f"cifar10={EXACT_MIRROR}", modules=())
+  forced = harness_here("run", "--experiment=pooling", "--tier=paper", f"--output_dir={out}", "--force",
+                        mirrors=f"cifar10={EXACT_MIRROR}", modules=())
   assert_usage_error(forced, "holds 4000")   # --force cannot make data appear
   assert not out.exists()
 

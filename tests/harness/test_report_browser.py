@@ -10,7 +10,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from tests.harness.test_cli import harness
+from tests.harness.test_cli import harness, harness_here
 
 CHROMIUM = next(filter(None, (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome"))), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine: `sudo apt-get install chromium` "
@@ -29,10 +29,10 @@ def report(tmp_path_factory):
                      jax_only=name == "jax")
     assert result.returncode == 0, result.stdout + result.stderr
   refs = root / "refs"
-  assert harness("bless", str(root / "float64"), "--reason=reference for the report test",
-                 f"--references={refs}").returncode == 0
-  result = harness("report", *(str(root / name) for name in runs), f"--report_dir={root / 'report'}",
-                   f"--references={refs}", f"--baseline={root / 'float64'}")
+  assert harness_here("bless", str(root / "float64"), "--reason=reference for the report test",
+                      f"--references={refs}").returncode == 0
+  result = harness_here("report", *(str(root / name) for name in runs), f"--report_dir={root / 'report'}",
+                        f"--references={refs}", f"--baseline={root / 'float64'}")
   assert result.returncode == 0, result.stderr
   return root / "report"
 
