@@ -38,7 +38,8 @@ class PoolingConfig:
   batch_size: int | None = 64
   loss: str = "mse"
   finite_dtype: str = "float32"    # finite nets train in float32 (kernels use `dtype`)
-  # theory of CNNs at depth (circular padding): downsampled images, depths for the NTK profile
+  # theory of CNNs at depth (circular padding): downsampled images, depths for the NTK profile (none: no cnn_theory
+  # phase, e.g. where a test looks at the finite nets only)
   cnn_theory_downsample: int = 8   # 32x32 -> 4x4
   cnn_theory_depths: tuple[int, ...] = (1, 2, 5, 10, 20)
   # colab heat map (paper tier)

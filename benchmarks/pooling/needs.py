@@ -30,10 +30,12 @@ def needs(config: PoolingConfig, seeds: Sequence[int]) -> preflight.Needs:
   memory: list[tuple[str, float]] = []
   device: list[tuple[str, float]] = []
   if config.architectures:
-    phases += ["cnn_theory", "data", "kernels", "finite"]
-    data += [DataNeed("cifar10", "train", THEORY_N_TRAIN, "cnn_theory"),
-             DataNeed("cifar10", "test", THEORY_N_TEST, "cnn_theory"),
-             DataNeed("cifar10", "train", config.n_train * blocks, "data"),
+    if config.cnn_theory_depths:
+      phases.append("cnn_theory")
+      data += [DataNeed("cifar10", "train", THEORY_N_TRAIN, "cnn_theory"),
+               DataNeed("cifar10", "test", THEORY_N_TEST, "cnn_theory")]
+    phases += ["data", "kernels", "finite"]
+    data += [DataNeed("cifar10", "train", config.n_train * blocks, "data"),
              DataNeed("cifar10", "test", config.n_test * blocks, "data")]
     n, m, tile = config.n_train, config.n_test, min(config.kernel_tile_size, config.n_train)
     pixels = IMAGE_PIXELS // config.downsample ** 2

@@ -218,8 +218,9 @@ def run(config: PoolingConfig, ctx) -> None:
     run_mean_field(ctx)
     run_fcn_depth_profile(ctx)
   if config.architectures:
-    with ctx.phase("cnn_theory"):
-      run_cnn_depth_profile(config, ctx)
+    if config.cnn_theory_depths:
+      with ctx.phase("cnn_theory"):
+        run_cnn_depth_profile(config, ctx)
     with ctx.phase("data"):
       blocks = data_blocks(ctx, config)
     with ctx.phase("kernels"):

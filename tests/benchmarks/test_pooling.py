@@ -151,6 +151,16 @@ def test_accuracy_claims_are_asserted_only_where_resolved():
   assert all(c.asserted_at("smoke") for n, c in by_name.items() if not n.startswith("gap_"))
 
 
+def test_a_tier_without_cnn_theory_depths_has_no_cnn_theory_phase():
+  from benchmarks.pooling.needs import needs  # pylint: disable=import-outside-toplevel
+  with_profile = needs(_tiny.config(), (0, 1))
+  without = needs(dataclasses.replace(_tiny.config(), cnn_theory_depths=()), (0, 1))
+  assert "cnn_theory" in with_profile.phases
+  assert [p for p in with_profile.phases if p != "cnn_theory"] == list(without.phases)
+  assert [d.phase for d in with_profile.datasets if d.phase == "cnn_theory"] == ["cnn_theory"] * 2
+  assert not [d for d in without.datasets if d.phase == "cnn_theory"]
+
+
 # ------------------------------------------------------------------------------------------------------
 # One tiny run end to end on real CIFAR-10 (the exact-pixel mirror beside the repository, as in CI)
 # ------------------------------------------------------------------------------------------------------
