@@ -34,7 +34,9 @@ The train step is one compiled function of (parameters, optimizer state, non-tra
 `model.stateless_call` (harness/nets/backends: `train_step`; TensorFlow: tf.function, XLA with
 `config.jit_compile`; JAX: jax.jit with the state buffers donated). Parameters stay backend tensors between steps
 and are written back into the model's variables when training ends (or stops). Evaluation runs a compiled forward
-pass in batches of `config.eval_batch_size`.
+pass in batches of `config.eval_batch_size`. Both are kept on the model (`_compiled`): training the same model
+again (its weights redrawn for another seed, `harness.nets.reinitialize`) with the same loss, optimizer settings and
+multipliers reuses them instead of compiling anew.
 
 Divergence: the per-step training losses are read back at each logged step; a non-finite one (or non-finite
 evaluation outputs) stops training there with `diverged=True` (the last log entry holds what was measured).
@@ -248,6 +250,26 @@ def _forward(model: keras.Model):
                                                                                training=False)[0])
 
 
+# The attribute of a model that holds its compiled train steps and forward pass (set past Keras' attribute tracking).
+_COMPILED_ATTRIBUTE = "_harness_online_compiled"
+
+
+def _compiled(model: keras.Model, config: OnlineConfig, multipliers: Sequence[float]) -> tuple[Callable, Callable]:
+  """(train step, forward pass) of `model` for these settings, compiled on its first training and kept on the model:
+  they are functions of the weights they are given, so they serve any weights of this model (a seed's redraw)."""
+  cache = getattr(model, _COMPILED_ATTRIBUTE, None)
+  if cache is None:
+    cache = {}
+    object.__setattr__(model, _COMPILED_ATTRIBUTE, cache)
+  settings = dataclasses.replace(config, steps=0)  # the step and the forward pass do not depend on the step count
+  key = (backends.current().__name__, dataclasses.astuple(settings), tuple(float(m) for m in multipliers))
+  if key not in cache:
+    cache[key] = (backends.current().train_step(_loss_fn(model, config.loss), _update_fn(config, multipliers),
+                                                jit_compile=config.jit_compile),
+                  _forward(model))
+  return cache[key]
+
+
 def _evaluate(forward, params, non_trainable, eval_x: np.ndarray, batch_size: int, dtype: str) -> np.ndarray:
   backend = backends.current()
   out = []
@@ -302,9 +324,7 @@ def train_online(model: keras.Model, stream: Iterable[tuple[np.ndarray, np.ndarr
   params = [ops.copy(v.value) for v in variables]  # copies: JAX donates the step's input buffers
   non_trainable = [ops.copy(v.value) for v in model.non_trainable_variables]
   state = _initial_state(config, params)
-  step_fn = backend.train_step(_loss_fn(model, config.loss), _update_fn(config, multipliers),
-                               jit_compile=config.jit_compile)
-  forward = _forward(model)
+  step_fn, forward = _compiled(model, config, multipliers)
   iterator: Iterator = iter(stream)
 
   steps_out, test_loss, test_accuracy, predictions = [], [], [], {}

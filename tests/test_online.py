@@ -216,6 +216,29 @@ def test_runs_repeat_exactly_given_model_seed_and_stream():
   np.testing.assert_array_equal(runs[0].train_loss, runs[1].train_loss)
 
 
+def test_a_model_trained_again_reuses_its_compiled_step_and_equals_a_fresh_model(monkeypatch):
+  """The width_consistency pattern: one model, its weights redrawn for each seed (nets.reinitialize), trained again
+  with the same settings: the step and forward pass compiled on the first training serve the next ones (built once),
+  and each training equals that of a model built fresh with the seed, bit for bit. Other settings compile anew."""
+  built = []
+  original = online._forward  # pylint: disable=protected-access
+  monkeypatch.setattr(online, "_forward", lambda model: built.append(1) or original(model))
+  config = online.OnlineConfig(steps=4, learning_rate=0.2, momentum=0.9)
+  model = _mlp(BASE_WIDTH, seed=0)
+  for seed in (0, 3, 5):
+    nets.reinitialize(model, seed)
+    reused = online.train_online(model, _batches(4, seed=8), *_batches(1, seed=9)[0], config, log_steps=2)
+    fresh = online.train_online(_mlp(BASE_WIDTH, seed=seed), _batches(4, seed=8), *_batches(1, seed=9)[0], config,
+                                log_steps=2)
+    np.testing.assert_array_equal(reused.train_loss, fresh.train_loss)
+    for step in (0, 2, 4):
+      np.testing.assert_array_equal(reused.predictions[step], fresh.predictions[step])
+  assert len(built) == 1 + 3   # the reused model's once, each fresh model's once
+  online.train_online(model, _batches(4, seed=8), *_batches(1, seed=9)[0],
+                      online.OnlineConfig(steps=4, learning_rate=0.1, momentum=0.9))
+  assert len(built) == 5   # another rate: compiled anew
+
+
 def test_a_stream_that_runs_out_raises():
   model = _mlp(BASE_WIDTH)
   before = _weights(model)

@@ -32,6 +32,40 @@ def cnn_spec(depth: int):
   return nets.serial(*hidden, nets.GlobalAvgPool(), nets.Dense(w_std=1.0, b_std=0.0))
 
 
+class Nets:
+  """One Keras model per (architecture, param, width) for all of a run's seeds: `nets.reinitialize` redraws its
+  weights exactly as building it with the seed would, so what is compiled on it (harness.online's train step and
+  forward pass, the Hessian probe, the hidden-layer readout) is compiled once per width, not once per seed. ResNets
+  are built per seed (`nets.reinitialize` redraws affine layers only, not BatchNorm's)."""
+
+  def __init__(self):
+    self._models, self._probes, self._readouts = {}, {}, {}
+
+  def model(self, config: WidthConfig, param: str, width: int, seed: int, input_shape):
+    if config.model == "resnet18":
+      return _model(config, param, width, seed, input_shape)
+    key = (config.model, config.depth, config.dtype, param, width, tuple(input_shape))
+    model = self._models.get(key)
+    if model is None:
+      model = self._models[key] = _model(config, param, width, seed, input_shape)
+      return model
+    from harness import nets  # pylint: disable=import-outside-toplevel
+    return nets.reinitialize(model, seed)
+
+  def probe(self, model, make):
+    """The model's Hessian probe (`make()` the first time)."""
+    if id(model) not in self._probes:
+      self._probes[id(model)] = (model, make())  # the model kept beside its probe: its id stays its own
+    return self._probes[id(model)][1]
+
+  def hidden_layers(self, model, before_activation: bool = False):
+    """`hidden_layers(model, before_activation)`, one Keras model (and its compiled predict) per model."""
+    key = (id(model), before_activation)
+    if key not in self._readouts:
+      self._readouts[key] = (model, hidden_layers(model, before_activation))
+    return self._readouts[key][1]
+
+
 def _model(config: WidthConfig, param: str, width: int, seed: int, input_shape):
   if config.model == "resnet18":
     from harness import nets  # pylint: disable=import-outside-toplevel
@@ -50,10 +84,13 @@ def _multipliers(model, param: str, base_width: int):
 
 
 def train(config: WidthConfig, data: Data, param: str, width: int, seed: int, steps: int, log2_lr: float,
-          log_steps, watch=None) -> tuple[online.OnlineResult, object]:
+          log_steps, watch=None, nets: Nets | None = None) -> tuple[online.OnlineResult, object]:
   """One net trained online on the shared stream; returns (result, model). `watch(model, multipliers)`, if given,
-  returns the on_log(step, model) called at every logged step (harness.online.train_online)."""
-  model = _model(config, param, width, seed, data.train_x.shape[1:])
+  returns the on_log(step, model) called at every logged step (harness.online.train_online). `nets`: the run's
+  models, one per width (`Nets`); the model returned is then that width's, until its next training."""
+  input_shape = data.train_x.shape[1:]
+  model = (nets.model(config, param, width, seed, input_shape) if nets is not None
+           else _model(config, param, width, seed, input_shape))
   multipliers = _multipliers(model, param, config.widths[0])
   result = online.train_online(
       model, data.batches(steps, config.batch_size), data.eval_x, data.eval_labels,
@@ -63,15 +100,15 @@ def train(config: WidthConfig, data: Data, param: str, width: int, seed: int, st
   return result, model
 
 
-def sharpness_watch(config: WidthConfig, data: Data, seed: int, log2_lr: float, out: dict):
+def sharpness_watch(config: WidthConfig, data: Data, seed: int, log2_lr: float, out: dict, nets: Nets):
   """A `train` watch putting the edge-of-stability ratio lr lambda_max / 2 (harness.sharpness, on the fixed
   sharpness batch, rates preconditioned by the net's multipliers) at every logged step into out[step]."""
   from harness import sharpness  # pylint: disable=import-outside-toplevel
 
   def watch(model, multipliers):
-    probe = sharpness.HessianProbe(model, data.train_x[:config.sharpness_examples],
-                                   data.train_labels[:config.sharpness_examples], "xent", multipliers,
-                                   jit_compile=config.jit_compile)
+    probe = nets.probe(model, lambda: sharpness.HessianProbe(
+        model, data.train_x[:config.sharpness_examples], data.train_labels[:config.sharpness_examples], "xent",
+        multipliers, jit_compile=config.jit_compile))
 
     def on_log(step, _):
       top = probe.top_eigenvalue(config.sharpness_iterations, seed=seed)
@@ -124,22 +161,22 @@ def run_lr_sweep(config: WidthConfig, ctx, data: Data) -> dict[str, float]:
   return chosen
 
 
-def run_training(config: WidthConfig, ctx, data: Data, base_lr: dict[str, float]) -> dict:
+def run_training(config: WidthConfig, ctx, data: Data, base_lr: dict[str, float], nets: Nets) -> dict:
   """({(param, width, seed): {step: predictions}}, {(param, width, seed): last hidden layer's pre-activations on
   the first preact_examples evaluation images at the last step, flattened}); records test loss and accuracy at the
   logged steps, and the sharpness ratio along training for the first sharpness_seeds seeds."""
   predictions, preactivations = {}, {}
   for param, width, seed in ctx.progress(list(itertools.product(F.PARAMS, config.widths, ctx.seeds))):
     sharpness = {}
-    watch = sharpness_watch(config, data, seed, base_lr[param], sharpness) \
+    watch = sharpness_watch(config, data, seed, base_lr[param], sharpness, nets) \
         if seed in ctx.seeds[:config.sharpness_seeds] else None
     result, model = train(config, data, param, width, seed, config.steps, base_lr[param], config.log_steps,
-                          watch)
+                          watch, nets)
     if result.diverged:
       raise RuntimeError(f"{param} width {width} seed {seed} diverged at base rate 2^{base_lr[param]}")
     for step, ratio in sharpness.items():
       ctx.record(F.SHARPNESS, ratio, seed=seed, param=param, N=width, step=step)
-    last_hidden = hidden_layers(model, before_activation=True).predict_on_batch(
+    last_hidden = nets.hidden_layers(model, before_activation=True).predict_on_batch(
         data.eval_x[:config.preact_examples])[-1]
     preactivations[param, width, seed] = np.asarray(last_hidden, np.float64).ravel()
     for step, loss, acc in zip(result.steps, result.test_loss, result.test_accuracy):
@@ -195,7 +232,7 @@ def record_prediction_metrics(config: WidthConfig, ctx, data: Data, predictions:
           ctx.record(F.ENSEMBLE_LOSS, online.numpy_scores("xent", logits, data.eval_labels)[0], seed=index, param=param, N=width, K=k)
 
 
-def run_coordinates(config: WidthConfig, ctx, data: Data, base_lr: dict[str, float]) -> None:
+def run_coordinates(config: WidthConfig, ctx, data: Data, base_lr: dict[str, float], nets: Nets) -> None:
   """Mean |activation| of every hidden layer on the first training batch after 0..coordinate_steps steps (one run
   per net, read at each step)."""
   batch = data.train_x[:config.batch_size]
@@ -204,7 +241,7 @@ def run_coordinates(config: WidthConfig, ctx, data: Data, base_lr: dict[str, flo
       for seed in ctx.seeds[:config.coordinate_seeds]:
 
         def watch(model, _, param=param, width=width, seed=seed):
-          features = hidden_layers(model)
+          features = nets.hidden_layers(model)
 
           def on_log(step, __):
             for layer, h in enumerate(features.predict_on_batch(batch)):
@@ -213,10 +250,10 @@ def run_coordinates(config: WidthConfig, ctx, data: Data, base_lr: dict[str, flo
           return on_log
 
         train(config, data, param, width, seed, config.coordinate_steps, base_lr[param],
-              range(config.coordinate_steps + 1), watch)
+              range(config.coordinate_steps + 1), watch, nets)
 
 
-def run_cnn(config: WidthConfig, ctx, data: Data) -> None:
+def run_cnn(config: WidthConfig, ctx, data: Data, nets: Nets) -> None:
   """The small CNN (muP only) on the same stream: its base rate tuned at the base width on cnn_log2_lr_grid
   (sweep_steps, the first sweep seed), then cnn_widths x the first cnn_seeds seeds trained for the tier's steps;
   records the test-loss curves and D_N against the widest CNN."""
@@ -232,7 +269,7 @@ def run_cnn(config: WidthConfig, ctx, data: Data) -> None:
   seeds, predictions = ctx.seeds[:config.cnn_seeds], {}
   for width in cnn.widths:
     for seed in seeds:
-      result, _ = train(cnn, data, "mup", width, seed, config.steps, rate, config.log_steps)
+      result, _ = train(cnn, data, "mup", width, seed, config.steps, rate, config.log_steps, nets=nets)
       if result.diverged:
         raise RuntimeError(f"CNN width {width} seed {seed} diverged at base rate 2^{rate}")
       for step, loss in zip(result.steps, result.test_loss):
@@ -251,13 +288,14 @@ def run(config: WidthConfig, ctx) -> None:
     data = load(ctx, config)
   with ctx.phase("lr_sweep"):
     base_lr = run_lr_sweep(config, ctx, data)
+  nets = Nets()
   with ctx.phase("train"):
-    predictions, preactivations = run_training(config, ctx, data, base_lr)
+    predictions, preactivations = run_training(config, ctx, data, base_lr, nets)
   with ctx.phase("prediction_metrics"):
     record_prediction_metrics(config, ctx, data, predictions)
     record_preactivation_distances(config, ctx, preactivations)
   with ctx.phase("coordinates"):
-    run_coordinates(config, ctx, data, base_lr)
+    run_coordinates(config, ctx, data, base_lr, nets)
   if config.cnn_widths:
     with ctx.phase("cnn"):
-      run_cnn(config, ctx, data)
+      run_cnn(config, ctx, data, nets)
