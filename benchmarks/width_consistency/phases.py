@@ -52,18 +52,28 @@ class Nets:
     from harness import nets  # pylint: disable=import-outside-toplevel
     return nets.reinitialize(model, seed)
 
+  def _kept(self, model) -> bool:
+    """Whether `model` is one of the width models held here (their ids stay theirs while they are held)."""
+    return any(m is model for m in self._models.values())
+
   def probe(self, model, make):
-    """The model's Hessian probe (`make()` the first time)."""
+    """The model's Hessian probe: `make()` once for a width's model, afresh for a ResNet (a seed's model, not kept:
+    holding every seed's ResNet and probe would hold them all in memory)."""
+    if not self._kept(model):
+      return make()
     if id(model) not in self._probes:
-      self._probes[id(model)] = (model, make())  # the model kept beside its probe: its id stays its own
-    return self._probes[id(model)][1]
+      self._probes[id(model)] = make()
+    return self._probes[id(model)]
 
   def hidden_layers(self, model, before_activation: bool = False):
-    """`hidden_layers(model, before_activation)`, one Keras model (and its compiled predict) per model."""
+    """`hidden_layers(model, before_activation)`: one Keras model (and its compiled predict) per width's model,
+    afresh for a ResNet (as `probe`)."""
+    if not self._kept(model):
+      return hidden_layers(model, before_activation)
     key = (id(model), before_activation)
     if key not in self._readouts:
-      self._readouts[key] = (model, hidden_layers(model, before_activation))
-    return self._readouts[key][1]
+      self._readouts[key] = hidden_layers(model, before_activation)
+    return self._readouts[key]
 
 
 def _model(config: WidthConfig, param: str, width: int, seed: int, input_shape):
