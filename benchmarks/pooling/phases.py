@@ -29,6 +29,9 @@ RATIO_DEPTH = 10000                   # two-point NTK ratio at criticality
 CRITICAL_LINE_SIGMA_B2 = (0.05, 0.18)
 DIAG_REG_CANDIDATES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 VALIDATION_SEED_KEY = 1729            # seeds the validation split of seed s's training block (with s)
+# A CNN depth profile this shallow runs op by op (harness.nets.eager): on the theory inputs (96 downsampled images)
+# compiling one profile costs about as much as running ten blocks op by op, and there are nine profiles a run.
+EAGER_PROFILE_MAX_DEPTH = 5
 
 
 # -- part 1: kernel regression -------------------------------------------------------------------
@@ -168,13 +171,16 @@ def run_cnn_depth_profile(config: PoolingConfig, ctx) -> None:
   """NTK condition number and mean predictor vs depth of FCN, CNN-Flatten and CNN-GAP (circular padding, Erf).
 
   Every depth of an architecture from one kernel call (`architectures.depth_profile`: the blocks run as one loop
-  and are read out at each depth on the way)."""
+  and are read out at each depth on the way); op by op up to EAGER_PROFILE_MAX_DEPTH, compiled beyond."""
+  from harness import nets  # pylint: disable=import-outside-toplevel
   x, y = theory_inputs(ctx, THEORY_N_TRAIN, THEORY_N_TEST, config.cnn_theory_downsample, "float64")
   counter = ctx.counter(len(ARCHITECTURES) * len(phases_sigma_w2()))
+  op_by_op = max(config.cnn_theory_depths) <= EAGER_PROFILE_MAX_DEPTH
   for arch in ARCHITECTURES:
     for phase, sigma_w2 in phases_sigma_w2().items():
       profile = depth_profile(arch, "erf", math.sqrt(sigma_w2), math.sqrt(THEORY_SIGMA_B2), padding="CIRCULAR")
-      by_depth = profile.kernel(x, None, depths=config.cnn_theory_depths, get=("nngp", "ntk"), dtype="float64")
+      with nets.eager() if op_by_op else contextlib.nullcontext():
+        by_depth = profile.kernel(x, None, depths=config.cnn_theory_depths, get=("nngp", "ntk"), dtype="float64")
       kernels = [sp.Kernels(depth, np.asarray(by_depth[depth]["nngp"]), np.asarray(by_depth[depth]["ntk"]))
                  for depth in config.cnn_theory_depths]
       counter.advance()
