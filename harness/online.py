@@ -35,8 +35,8 @@ The train step is one compiled function of (parameters, optimizer state, non-tra
 `config.jit_compile`; JAX: jax.jit with the state buffers donated). Parameters stay backend tensors between steps
 and are written back into the model's variables when training ends (or stops). Evaluation runs a compiled forward
 pass in batches of `config.eval_batch_size`. Both are kept on the model (`_compiled`): training the same model
-again (its weights redrawn for another seed, `harness.nets.reinitialize`) with the same loss, optimizer settings and
-multipliers reuses them instead of compiling anew.
+again (its weights redrawn for another seed, `harness.nets.reinitialize`) with the same loss and optimizer reuses
+them instead of compiling anew, at any learning rate and multipliers (the step sizes lr m_i are inputs of the step).
 
 Divergence: the per-step training losses are read back at each logged step; a non-finite one (or non-finite
 evaluation outputs) stops training there with `diverged=True` (the last log entry holds what was measured).
@@ -203,45 +203,56 @@ def _const(value: float, dtype):
   return ops.convert_to_tensor(value, dtype=dtype)
 
 
-def _update_fn(config: OnlineConfig, multipliers: Sequence[float]):
-  """update(params, grads, state) -> (params, state) of the module docstring's optimizers, with keras.ops."""
-  lr = config.learning_rate
+def _update_fn(config: OnlineConfig):
+  """update(params, grads, state) -> (params, state) of the module docstring's optimizers, with keras.ops. The
+  state's first item is the per-variable step sizes lr m_i (`_step_sizes`): inputs of the step, not constants in
+  it, so one compiled step serves every learning rate and set of multipliers."""
   mu, b1, b2, eps = config.momentum, config.beta_1, config.beta_2, config.epsilon
 
   if config.optimizer == "sgd" and mu == 0:
     def sgd(params, grads, state):
-      return [w - _const(lr * m, w.dtype) * g for w, g, m in zip(params, grads, multipliers)], state
+      rates, = state
+      return [w - r * g for w, g, r in zip(params, grads, rates)], state
     return sgd
 
   if config.optimizer == "sgd":
     def heavy_ball(params, grads, state):
-      velocity = [_const(mu, v.dtype) * v + g for v, g in zip(state, grads)]
-      return [w - _const(lr * m, w.dtype) * v for w, v, m in zip(params, velocity, multipliers)], velocity
+      rates, velocity = state
+      velocity = [_const(mu, v.dtype) * v + g for v, g in zip(velocity, grads)]
+      return [w - r * v for w, v, r in zip(params, velocity, rates)], (rates, velocity)
     return heavy_ball
 
   def adam(params, grads, state):
-    t, first, second = state
+    rates, t, first, second = state
     t = t + 1
     new_params, new_first, new_second = [], [], []
-    for w, g, m1, m2, m in zip(params, grads, first, second, multipliers):
+    for w, g, m1, m2, r in zip(params, grads, first, second, rates):
       dtype = w.dtype
       steps = ops.cast(t, dtype)
       m1 = _const(b1, dtype) * m1 + _const(1 - b1, dtype) * g
       m2 = _const(b2, dtype) * m2 + _const(1 - b2, dtype) * ops.square(g)
       m_hat = m1 / (1 - ops.power(_const(b1, dtype), steps))
       v_hat = m2 / (1 - ops.power(_const(b2, dtype), steps))
-      new_params.append(w - _const(lr * m, dtype) * m_hat / (ops.sqrt(v_hat) + _const(eps, dtype)))
+      new_params.append(w - r * m_hat / (ops.sqrt(v_hat) + _const(eps, dtype)))
       new_first.append(m1)
       new_second.append(m2)
-    return new_params, (t, new_first, new_second)
+    return new_params, (rates, t, new_first, new_second)
   return adam
 
 
-def _initial_state(config: OnlineConfig, params: list):
+def _step_sizes(config: OnlineConfig, multipliers: Sequence[float], params: list) -> list:
+  """lr m_i per variable, each rounded once from the float64 product into its variable's dtype."""
+  backend = backends.current()
+  dtypes = [keras.backend.standardize_dtype(w.dtype) for w in params]
+  return [backend.to_tensor(np.float64(config.learning_rate * m).astype(dtype), dtype)
+          for dtype, m in zip(dtypes, multipliers)]
+
+
+def _initial_state(config: OnlineConfig, params: list, rates: list):
   if config.optimizer == "sgd":
-    return [ops.zeros_like(w) for w in params] if config.momentum else []
+    return (rates, [ops.zeros_like(w) for w in params]) if config.momentum else (rates,)
   zeros = lambda: [ops.zeros_like(w) for w in params]  # noqa: E731
-  return (ops.convert_to_tensor(0, dtype="int32"), zeros(), zeros())
+  return (rates, ops.convert_to_tensor(0, dtype="int32"), zeros(), zeros())
 
 
 def _forward(model: keras.Model):
@@ -254,17 +265,19 @@ def _forward(model: keras.Model):
 _COMPILED_ATTRIBUTE = "_harness_online_compiled"
 
 
-def _compiled(model: keras.Model, config: OnlineConfig, multipliers: Sequence[float]) -> tuple[Callable, Callable]:
-  """(train step, forward pass) of `model` for these settings, compiled on its first training and kept on the model:
-  they are functions of the weights they are given, so they serve any weights of this model (a seed's redraw)."""
+def _compiled(model: keras.Model, config: OnlineConfig) -> tuple[Callable, Callable]:
+  """(train step, forward pass) of `model` for this loss and optimizer, compiled on its first training and kept on
+  the model: they are functions of the weights and step sizes they are given, so they serve any weights of this
+  model (a seed's redraw) and any learning rate or multipliers."""
   cache = getattr(model, _COMPILED_ATTRIBUTE, None)
   if cache is None:
     cache = {}
     object.__setattr__(model, _COMPILED_ATTRIBUTE, cache)
-  settings = dataclasses.replace(config, steps=0)  # the step and the forward pass do not depend on the step count
-  key = (backends.current().__name__, dataclasses.astuple(settings), tuple(float(m) for m in multipliers))
+  # the step and the forward pass depend on neither the step count nor the rate (an input: `_update_fn`)
+  settings = dataclasses.replace(config, steps=0, learning_rate=1.0)
+  key = (backends.current().__name__, dataclasses.astuple(settings))
   if key not in cache:
-    cache[key] = (backends.current().train_step(_loss_fn(model, config.loss), _update_fn(config, multipliers),
+    cache[key] = (backends.current().train_step(_loss_fn(model, config.loss), _update_fn(config),
                                                 jit_compile=config.jit_compile),
                   _forward(model))
   return cache[key]
@@ -323,8 +336,8 @@ def train_online(model: keras.Model, stream: Iterable[tuple[np.ndarray, np.ndarr
   variables = model.trainable_variables
   params = [ops.copy(v.value) for v in variables]  # copies: JAX donates the step's input buffers
   non_trainable = [ops.copy(v.value) for v in model.non_trainable_variables]
-  state = _initial_state(config, params)
-  step_fn, forward = _compiled(model, config, multipliers)
+  state = _initial_state(config, params, _step_sizes(config, multipliers, params))
+  step_fn, forward = _compiled(model, config)
   iterator: Iterator = iter(stream)
 
   steps_out, test_loss, test_accuracy, predictions = [], [], [], {}

@@ -218,8 +218,9 @@ def test_runs_repeat_exactly_given_model_seed_and_stream():
 
 def test_a_model_trained_again_reuses_its_compiled_step_and_equals_a_fresh_model(monkeypatch):
   """The width_consistency pattern: one model, its weights redrawn for each seed (nets.reinitialize), trained again
-  with the same settings: the step and forward pass compiled on the first training serve the next ones (built once),
-  and each training equals that of a model built fresh with the seed, bit for bit. Other settings compile anew."""
+  with the same loss and optimizer: the step and forward pass compiled on the first training serve the next ones (built
+  once), at any rate and multipliers (the lr sweep's), and each training equals that of a model built fresh with the
+  seed, bit for bit. Another optimizer setting compiles anew."""
   built = []
   original = online._forward  # pylint: disable=protected-access
   monkeypatch.setattr(online, "_forward", lambda model: built.append(1) or original(model))
@@ -234,9 +235,20 @@ def test_a_model_trained_again_reuses_its_compiled_step_and_equals_a_fresh_model
     for step in (0, 2, 4):
       np.testing.assert_array_equal(reused.predictions[step], fresh.predictions[step])
   assert len(built) == 1 + 3   # the reused model's once, each fresh model's once
+  # another rate and multipliers: the same compiled step, equal to a fresh model's training
+  slower = online.OnlineConfig(steps=4, learning_rate=0.1, momentum=0.9)
+  multipliers = nets.mup_lr_multipliers(model, BASE_WIDTH // 2, "sgd")
+  nets.reinitialize(model, 0)
+  reused = online.train_online(model, _batches(4, seed=8), *_batches(1, seed=9)[0], slower, multipliers)
+  fresh = _mlp(BASE_WIDTH, seed=0)
+  assert len(built) == 4
+  fresh_result = online.train_online(fresh, _batches(4, seed=8), *_batches(1, seed=9)[0], slower,
+                                     nets.mup_lr_multipliers(fresh, BASE_WIDTH // 2, "sgd"))
+  np.testing.assert_array_equal(reused.train_loss, fresh_result.train_loss)
+  np.testing.assert_array_equal(reused.predictions[4], fresh_result.predictions[4])
   online.train_online(model, _batches(4, seed=8), *_batches(1, seed=9)[0],
-                      online.OnlineConfig(steps=4, learning_rate=0.1, momentum=0.9))
-  assert len(built) == 5   # another rate: compiled anew
+                      online.OnlineConfig(steps=4, learning_rate=0.1, momentum=0.5))
+  assert len(built) == 6   # another momentum: compiled anew
 
 
 def test_a_stream_that_runs_out_raises():

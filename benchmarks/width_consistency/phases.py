@@ -33,21 +33,32 @@ def cnn_spec(depth: int):
 
 
 class Nets:
-  """One Keras model per (architecture, param, width) for all of a run's seeds: `nets.reinitialize` redraws its
-  weights exactly as building it with the seed would, so what is compiled on it (harness.online's train step and
-  forward pass, the Hessian probe, the hidden-layer readout) is compiled once per width, not once per seed. ResNets
-  are built per seed (`nets.reinitialize` redraws affine layers only, not BatchNorm's)."""
+  """One Keras model per (architecture, param, width) for all of a run's seeds and learning rates:
+  `nets.reinitialize` redraws its weights exactly as building it with the seed would (ResNets included: their layers
+  are affine layers numbered as spec.keras_model numbers them, no BatchNorm), so what is compiled on it
+  (harness.online's train step and forward pass, which take the learning rate as an input; the Hessian probe; the
+  hidden-layer readout) is compiled once per width, not once per seed and rate. A pickled Nets (the lr sweep's
+  function sent to Beam workers) arrives empty: each worker process builds its own."""
 
   def __init__(self):
     self._models, self._probes, self._readouts = {}, {}, {}
 
+  def __getstate__(self):
+    return {}
+
+  def __setstate__(self, state):
+    del state
+    self.__init__()
+
   def model(self, config: WidthConfig, param: str, width: int, seed: int, input_shape):
+    key = (config.model, config.depth, config.resnet_blocks, config.dtype, param, width, tuple(input_shape))
     if config.model == "resnet18":
-      return _model(config, param, width, seed, input_shape)
-    key = (config.model, config.depth, config.dtype, param, width, tuple(input_shape))
+      key += (config.width_multipliers[config.widths.index(width)],)
     model = self._models.get(key)
     if model is None:
-      model = self._models[key] = _model(config, param, width, seed, input_shape)
+      model = _model(config, param, width, seed, input_shape)
+      if not model.non_trainable_variables:  # state that nets.reinitialize would not redraw: built per call
+        self._models[key] = model
       return model
     from harness import nets  # pylint: disable=import-outside-toplevel
     return nets.reinitialize(model, seed)
@@ -57,8 +68,7 @@ class Nets:
     return any(m is model for m in self._models.values())
 
   def probe(self, model, make):
-    """The model's Hessian probe: `make()` once for a width's model, afresh for a ResNet (a seed's model, not kept:
-    holding every seed's ResNet and probe would hold them all in memory)."""
+    """The model's Hessian probe: `make()` once for a width's model (afresh for a model not held here)."""
     if not self._kept(model):
       return make()
     if id(model) not in self._probes:
@@ -66,8 +76,8 @@ class Nets:
     return self._probes[id(model)]
 
   def hidden_layers(self, model, before_activation: bool = False):
-    """`hidden_layers(model, before_activation)`: one Keras model (and its compiled predict) per width's model,
-    afresh for a ResNet (as `probe`)."""
+    """`hidden_layers(model, before_activation)`: one Keras model (and its compiled predict) per width's model
+    (afresh for a model not held here, as `probe`)."""
     if not self._kept(model):
       return hidden_layers(model, before_activation)
     key = (id(model), before_activation)
@@ -138,19 +148,21 @@ def _final_loss(result: online.OnlineResult) -> float:
   return result.test_loss[-1] if not result.diverged else float("inf")
 
 
-def sweep_point(config: WidthConfig, data: Data, param: str, width: int, log2_lr: float, seed: int) -> dict:
+def sweep_point(config: WidthConfig, data: Data, param: str, width: int, log2_lr: float, seed: int,
+                nets: Nets | None = None) -> dict:
   """One point of the learning-rate sweep: {"loss": the final test loss (inf if the net diverged)}."""
-  result, _ = train(config, data, param, width, seed, config.sweep_steps, log2_lr, None)
+  result, _ = train(config, data, param, width, seed, config.sweep_steps, log2_lr, None, nets=nets)
   return {"loss": np.float64(_final_loss(result))}
 
 
-def run_lr_sweep(config: WidthConfig, ctx, data: Data) -> dict[str, float]:
+def run_lr_sweep(config: WidthConfig, ctx, data: Data, nets: Nets | None = None) -> dict[str, float]:
   """Short runs over the grid at every width; the base rate of each parameterization is the best at the base width.
-  Every (param, width, rate, seed) point is independent: `ctx.engine.map` runs them here or as Beam elements."""
+  Every (param, width, rate, seed) point is independent: `ctx.engine.map` runs them here or as Beam elements. `nets`:
+  the run's models (`Nets`), one per width for every rate and seed (a Beam worker builds its own)."""
   points = [{"param": param, "width": width, "log2_lr": float(log2_lr), "seed": seed}
             for param in F.PARAMS for width in config.widths for log2_lr in config.log2_lr_grid[param]
             for seed in config.sweep_seeds]
-  results = ctx.engine.map(functools.partial(sweep_point, config, data), points,
+  results = ctx.engine.map(functools.partial(sweep_point, config, data, nets=nets or Nets()), points,
                            on_point=ctx.counter(len(points)).advance)
   losses = {}
   for point, result in zip(points, results):
@@ -271,7 +283,8 @@ def run_cnn(config: WidthConfig, ctx, data: Data, nets: Nets) -> None:
   base, seed0 = cnn.widths[0], config.sweep_seeds[0]
   sweep = {}
   for log2_lr in config.cnn_log2_lr_grid:
-    sweep[log2_lr] = _final_loss(train(cnn, data, "mup", base, seed0, config.sweep_steps, log2_lr, None)[0])
+    sweep[log2_lr] = _final_loss(train(cnn, data, "mup", base, seed0, config.sweep_steps, log2_lr, None,
+                                       nets=nets)[0])
     if np.isfinite(sweep[log2_lr]):
       ctx.record(F.CNN_LR_SWEEP_LOSS, sweep[log2_lr], seed=seed0, param="mup", N=base, log2_lr=log2_lr)
   rate = min(sweep, key=sweep.get)
@@ -296,9 +309,9 @@ def run_cnn(config: WidthConfig, ctx, data: Data, nets: Nets) -> None:
 def run(config: WidthConfig, ctx) -> None:
   with ctx.phase("data"):
     data = load(ctx, config)
-  with ctx.phase("lr_sweep"):
-    base_lr = run_lr_sweep(config, ctx, data)
   nets = Nets()
+  with ctx.phase("lr_sweep"):
+    base_lr = run_lr_sweep(config, ctx, data, nets)
   with ctx.phase("train"):
     predictions, preactivations = run_training(config, ctx, data, base_lr, nets)
   with ctx.phase("prediction_metrics"):

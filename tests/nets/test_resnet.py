@@ -63,6 +63,12 @@ def test_seeds_reproduce_and_online_steps_train():
   labels = np.arange(16) % 10
   a, b = (nets.cifar_resnet(SMALL, input_shape=(8, 8, 3), seed=5) for _ in range(2))
   np.testing.assert_array_equal(keras.ops.convert_to_numpy(a(x)), keras.ops.convert_to_numpy(b(x)))
+  # another seed's weights drawn into a built ResNet are that seed's (width_consistency reuses one model per width)
+  other = nets.cifar_resnet(SMALL, input_shape=(8, 8, 3), seed=6)
+  nets.reinitialize(b, 6)
+  assert not b.non_trainable_variables
+  for got, want in zip(b.weights, other.weights):
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
   config = online.OnlineConfig(steps=5, learning_rate=0.5, loss="xent")
   result = online.train_online(a, [(x, labels)] * 5, x, labels, config, nets.mup_lr_multipliers(a, 4))
   assert not result.diverged and result.test_loss[-1] < result.test_loss[0]
