@@ -114,7 +114,7 @@ def blessed(tmp_path_factory):
 
 
 def test_list_shows_experiments_and_tiers():
-  result = harness("list")
+  result = harness_here("list")
   assert result.returncode == 0, result.stderr
   assert "toy:" in result.stdout and "tier smoke" in result.stdout and "tier small" in result.stdout
   assert "claim variance_is_one" in result.stdout
@@ -252,7 +252,7 @@ def test_theory_writes_the_closed_form_entries_and_check_finds_stale_files(tmp_p
 
 
 def test_plan_prints_every_experiment_and_tier():
-  result = harness("plan", "--experiment=all", mirrors=f"cifar10={EXACT_MIRROR}")
+  result = harness_here("plan", "--experiment=all", mirrors=f"cifar10={EXACT_MIRROR}")
   assert result.returncode == 0, result.stderr
   from harness import registry
   for name, experiment in registry.load_all().items():
@@ -271,8 +271,8 @@ def test_the_paper_tier_on_a_cpu_machine_stops_before_any_work(tmp_path):
   """pooling's paper tier wants 50,000 training images and an accelerator host: with the 4,000-image mirror it stops
   in the pre-flight, with a one-line reason, no phase started and no run directory made."""
   out = tmp_path / "paper"
-  result = harness("run", "--experiment=pooling", "--tier=paper", f"--output_dir={out}",
-                   mirrors=f"cifar10={EXACT_MIRROR}", modules=())
+  result = harness_here("run", "--experiment=pooling", "--tier=paper", f"--output_dir={out}",
+                        mirrors=f"cifar10={EXACT_MIRROR}", modules=())
   assert_usage_error(result, "pooling tier paper", "cifar10 train", "50000", "holds 4000")
   assert result.stdout == "" and not out.exists()
   forced = harness_here("run", "--experiment=pooling", "--tier=paper", f"--output_dir={out}", "--force",
@@ -286,7 +286,7 @@ def test_force_runs_past_hardware_and_memory_and_the_record_says_so(tmp_path):
   assert_usage_error(harness_here("run", "--experiment=toy", "--tier=paper", f"--output_dir={out}"),
                      "toy tier paper is sized for 64 GPUs", "needs 64 GPU/TPU", "expected runtime here", "--force")
   assert not out.exists()
-  result = harness("run", "--experiment=toy", "--tier=paper", f"--output_dir={out}", "--force")
+  result = harness_here("run", "--experiment=toy", "--tier=paper", f"--output_dir={out}", "--force")
   assert result.returncode == 0, result.stderr
   assert "forced past the pre-flight: hardware: needs 64 GPU/TPU" in result.stdout
   record = json.load(open(out / "results.json"))
@@ -297,7 +297,7 @@ def test_force_runs_past_hardware_and_memory_and_the_record_says_so(tmp_path):
 
 
 def harness_run_toy(out) -> str:
-  result = harness("run", "--experiment=toy", "--tier=smoke", f"--output_dir={out}")
+  result = harness_here("run", "--experiment=toy", "--tier=smoke", f"--output_dir={out}")
   assert result.returncode == 0, result.stderr
   # without --quiet: a line when each phase starts (with its expected time when a blessed run measured it), one when
   # it ends
