@@ -43,12 +43,8 @@ class Nets:
   def __init__(self):
     self._models, self._probes, self._readouts = {}, {}, {}
 
-  def __getstate__(self):
-    return {}
-
-  def __setstate__(self, state):
-    del state
-    self.__init__()
+  def __reduce__(self):
+    return (Nets, ())
 
   def model(self, config: WidthConfig, param: str, width: int, seed: int, input_shape):
     key = (config.model, config.depth, config.resnet_blocks, config.dtype, param, width, tuple(input_shape))

@@ -2,6 +2,7 @@
 that satisfy it and failing when one moves beyond its tolerance, one tiny run end to end on real CIFAR-10."""
 import dataclasses
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -207,6 +208,15 @@ def test_lr_sweep_points_on_beam_equal_the_local_sweep(tmp_path):
     sweeps[kind] = (chosen, {name: m.values for name, m in ctx.metrics.items()})
   assert sweeps["beam"] == sweeps["local"] == sweeps["beam again"]
   assert len(list((tmp_path / "points").glob("points/*/point_*.npz"))) == 2 * 4 * 3 * len(config.sweep_seeds)
+  # the run's models travel to a Beam worker as an empty Nets, which builds its own (a point on it equals one
+  # computed with the sender's models), and pickle identically whatever they hold (the points' job key)
+  nets = phases.Nets()
+  data = data_lib.load(RunContext(seeds=config.seeds, dtype=config.dtype, mirrors=f"cifar5m={folder}", verbose=False),
+                       config)
+  here = phases.sweep_point(config, data, "mup", 8, -1.0, 0, nets=nets)
+  arrived = pickle.loads(pickle.dumps(nets))
+  assert pickle.dumps(nets) == pickle.dumps(phases.Nets())
+  assert phases.sweep_point(config, data, "mup", 8, -1.0, 0, nets=arrived) == here
 
 
 @registry.tier("paper", hardware=preflight.CI_CPU, expected_runtime_s=1)
