@@ -18,7 +18,7 @@ Losses (per batch B of examples, k outputs; the evaluation set is scored with th
           Accuracy: argmax f == label (argmax y for (B, k) targets).
 
 Optimizers, with m_i the learning-rate multiplier of variable i (1 for every variable without `lr_multipliers`):
-  "sgd":  heavy-ball momentum (Polyak 1964): v <- mu v + g;  w <- w - lr m_i v  (mu = 0: plain SGD, no state).
+  "sgd":  heavy-ball momentum (Polyak 1964): v <- mu v + g;  w <- w - lr m_i v  (mu = 0: plain SGD, no velocity).
           For a constant lr this is keras.optimizers.SGD(lr, momentum=mu) (v' = mu v' - lr g; w <- w + v').
   "adam": Kingma & Ba 2014 (arXiv 1412.6980), Algorithm 1: t <- t + 1; m <- b1 m + (1 - b1) g;
           v <- b2 v + (1 - b2) g^2; m^ = m / (1 - b1^t); v^ = v / (1 - b2^t); w <- w - lr m_i m^ / (sqrt(v^) + eps).

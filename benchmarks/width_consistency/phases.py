@@ -37,8 +37,9 @@ class Nets:
   `nets.reinitialize` redraws its weights exactly as building it with the seed would (ResNets included: their layers
   are affine layers numbered as spec.keras_model numbers them, no BatchNorm), so what is compiled on it
   (harness.online's train step and forward pass, which take the learning rate as an input; the Hessian probe; the
-  hidden-layer readout) is compiled once per width, not once per seed and rate. A pickled Nets (the lr sweep's
-  function sent to Beam workers) arrives empty: each worker process builds its own."""
+  hidden-layer readout) is compiled once per width, not once per seed and rate. The models stay for the whole run
+  (the pre-flight counts them: needs.py; the paper tier's ten ResNets hold about 7.6 GB of float32 weights). A
+  pickled Nets (the lr sweep's function sent to Beam workers) arrives empty: each worker process builds its own."""
 
   def __init__(self):
     self._models, self._probes, self._readouts = {}, {}, {}

@@ -208,12 +208,16 @@ def test_lr_sweep_points_on_beam_equal_the_local_sweep(tmp_path):
     sweeps[kind] = (chosen, {name: m.values for name, m in ctx.metrics.items()})
   assert sweeps["beam"] == sweeps["local"] == sweeps["beam again"]
   assert len(list((tmp_path / "points").glob("points/*/point_*.npz"))) == 2 * 4 * 3 * len(config.sweep_seeds)
-  # the run's models travel to a Beam worker as an empty Nets, which builds its own (a point on it equals one
-  # computed with the sender's models), and pickle identically whatever they hold (the points' job key)
+  # the run's models travel to a Beam worker as an empty Nets, which builds its own: a point on the sender's model
+  # (trained before at another rate and seed, redrawn) equals the worker's on a fresh one; the pickle is the same
+  # whatever the sender holds (the points' job key)
   nets = phases.Nets()
   data = data_lib.load(RunContext(seeds=config.seeds, dtype=config.dtype, mirrors=f"cifar5m={folder}", verbose=False),
                        config)
+  phases.sweep_point(config, data, "mup", 8, 0.0, 1, nets=nets)
+  held = nets.model(config, "mup", 8, 1, data.train_x.shape[1:])
   here = phases.sweep_point(config, data, "mup", 8, -1.0, 0, nets=nets)
+  assert nets.model(config, "mup", 8, 0, data.train_x.shape[1:]) is held   # reused, not rebuilt
   arrived = pickle.loads(pickle.dumps(nets))
   assert pickle.dumps(nets) == pickle.dumps(phases.Nets())
   assert phases.sweep_point(config, data, "mup", 8, -1.0, 0, nets=arrived) == here

@@ -1,8 +1,9 @@
 """The CLI as a user runs it: list, run, compare, bless, report, and exit codes.
 
-Exit status 0 = pass, 1 = a claim or reference failed, 2 = bad input with one line on stderr. Runs, and one case of
-each kind of error, go through a subprocess (`python -m harness`, as a user types it); the other error cases and the
-pure-Python commands (compare, theory) go through the same parse and dispatch in this process (`harness_here`),
+Exit status 0 = pass, 1 = a claim or reference failed, 2 = bad input with one line on stderr. The blessed toy run,
+the deterministic and JAX-only runs, and one case of each kind of error go through a subprocess (`python -m
+harness`, as a user types it); the other runs (the toy's --force and plain runs), error cases and commands (list,
+plan, compare, theory, bless, report) go through the same parse and dispatch in this process (`harness_here`),
 which spares each of them a TensorFlow import of several seconds.
 """
 import contextlib
