@@ -70,6 +70,11 @@ DIAGONAL_STEP_ELEMENTS = 2**17
 # pad fuses the nonlinearity into a loop over the bordered buffer, a little slower per layer. A/B: pad +29-52% at
 # depth 2, +9-18% at depth 4, -4 to -8% at depth 10 (16x16, 32x32) (docs/performance.md).
 PAD_MAX_NONLINEARITIES = 4
+# A nonlinearity right before a readout that sums only the interior (Flatten on DIAGONAL, GlobalAvgPool on
+# FULL_PAIRS_LAST) leaves its outputs unbordered where bordering would be a pad (`_unbordered_output`): the pad loop
+# wrote 2.4x the entries of an 8x8 interior and the readout read them all. A/B: CNN-GAP 8x8 depth 2 +14-17%, depth
+# 10 +3-6%, CNN-Flatten 8x8 depth 2 +10-13%; values identical (docs/performance.md).
+UNBORDERED_READOUT_INPUTS = True
 # Vector inputs on CPU whose Gram is smaller than they are (n1 n2 <= (n1 + n2) d): the input Gram by BLAS on the host
 # (`_host_gram_kernel`; converting the inputs for the compiled program cost more than the matmul); else (and on
 # accelerators) in the compiled program (a large Gram costs more to convert than the inputs, and OpenBLAS's threads
@@ -167,9 +172,20 @@ class _Plan:
 # Traced computations (keras.ops; compiled by the backend)
 # ------------------------------------------------------------------------------------------------------
 def _run(layers, k: Kernel) -> Kernel:
-  for layer in layers:
-    k = layer.kernel_fn(k)
+  for i, layer in enumerate(layers):
+    if i + 1 < len(layers) and _unbordered_output(k, layers[i + 1]):
+      k = layer.kernel_fn(k.replace(output_border=0)).replace(output_border=NONLINEARITY_BORDER)
+    else:
+      k = layer.kernel_fn(k)
   return k
+
+
+def _unbordered_output(k: Kernel, next_layer) -> bool:
+  """Whether a nonlinearity on k leaves its outputs unbordered (`Kernel.output_border`, UNBORDERED_READOUT_INPUTS):
+  the next layer reads only their interior, and bordering would be a pad (with a zero scratch to write into, the
+  bordered buffer is recycled in place, and deep CNN-Flatten nets measured no gain)."""
+  return (UNBORDERED_READOUT_INPUTS and k.layout != VECTOR and next_layer.reads_interior(k.layout)
+          and (k.scratch is None or int(k.scratch.shape[0]) == 0))
 
 
 # Kernel fields a repeated block changes (the loop's carry); the others are fixed for the whole call.

@@ -70,6 +70,8 @@ class Kernel:
     buffers: the last two generations of bordered buffers, oldest first, recycled in place (`with_border`).
     affine_parts: (nngp, rest) with ntk = nngp + rest exactly as an affine layer computed them, so a ReLU can
       hold the covariance instead of recomputing it (`ntk_rest`).
+    output_border: the zero border a nonlinearity gives its outputs (`nonlinearity_output`): NONLINEARITY_BORDER,
+      or 0 when the next layer reads only the interior (the evaluator sets it: `Layer.reads_interior`).
   """
   nngp: Any
   ntk: Any
@@ -84,6 +86,7 @@ class Kernel:
   scratch: Any = None
   buffers: tuple = ()
   affine_parts: tuple | None = None
+  output_border: int = NONLINEARITY_BORDER
 
   def replace(self, **changes) -> "Kernel":
     return dataclasses.replace(self, **changes)
@@ -157,6 +160,7 @@ class Kernel:
   def nonlinearity_output(self, nngp, ntk, var1, var2, shared: bool = True) -> "Kernel":
     """The kernel after a nonlinearity, from the interior values nngp and ntk (None when not tracked) it computed.
 
+    Images get a zero border of `output_border` (NONLINEARITY_BORDER unless the next layer reads only the interior).
     shared: nngp and ntk share expensive terms (a ReLU's angle, unless `angle_hold` already holds it). Then both
     are computed in one loop and held in memory (`one_pass`); images get their zero border (NONLINEARITY_BORDER)
     in that same loop, the stacked values written into the interior of a stacked bordered buffer recycled from
@@ -168,7 +172,15 @@ class Kernel:
     if self.layout == VECTOR:
       nngp, ntk = (one_pass(nngp)[0], None) if ntk is None else one_pass(nngp, ntk)
       return self.replace(nngp=nngp, ntk=ntk, var1=var1, var2=var2, border=0)
-    width = NONLINEARITY_BORDER
+    if self.output_border == 0:  # unbordered, in memory (the next layer reads only the interior)
+      if ntk is None:
+        nngp = one_pass(nngp)[0]
+      elif shared:
+        nngp, ntk = one_pass(nngp, ntk)
+      else:
+        nngp, ntk = backends.current().barrier(nngp, ntk)
+      return self.replace(nngp=nngp, ntk=ntk, var1=var1, var2=var2, border=0, output_border=NONLINEARITY_BORDER)
+    width = self.output_border
     older = self.buffers[0] if len(self.buffers) == 2 else ()
     if not shared or ntk is None:
       axes = self.pair_spatial_axes()

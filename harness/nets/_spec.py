@@ -20,6 +20,8 @@ The evaluator (harness/nets/_evaluate.py) plans a kernel call from the answers o
   skew_separator(shape)      whether it keeps every entry's vertical offset p'_h - p_h (the skewed layout of
                              harness/nets/_skew.py): the separator rows it needs then (0: none), else None
   has_nonlinearity()         whether the per-input variances after the readout are read (a ReLU/Erf follows)
+  reads_interior(layout)     whether it reads only the interior of its input covariance (a readout's sum), so the
+                             nonlinearity before it may leave its outputs unbordered (`Kernel.output_border`)
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from harness.nets import _kernel_math
 from harness.nets import _layers
 from harness.nets import _parameterization
 from harness.nets import backends
-from harness.nets._kernel import DIAGONAL, FULL, FULL_PAIRS_LAST, SKEWED, VECTOR, Kernel
+from harness.nets._kernel import DIAGONAL, FULL, FULL_PAIRS_LAST, NONLINEARITY_BORDER, SKEWED, VECTOR, Kernel
 
 PAIRS = "pairs"  # per-pair scalars after GlobalAvgPool: nngp, ntk (c,) from FULL, or (n,) group shares from SKEWED
 PADDINGS = _layers.PADDINGS
@@ -100,6 +102,11 @@ class Layer:
     raise NotImplementedError
 
   def has_nonlinearity(self) -> bool:
+    return False
+
+  def reads_interior(self, layout: str) -> bool:
+    """Whether this layer reads only the interior of an input covariance in `layout` (then the nonlinearity
+    before it need not border its outputs)."""
     return False
 
   def _error(self, path: str, message: str) -> ValueError:
@@ -319,13 +326,20 @@ class Flatten(Layer):
     h, w, c = shape
     return (None if c is None else h * w * c,)
 
+  def reads_interior(self, layout):
+    return layout == DIAGONAL
+
   def kernel_fn(self, k):
     if k.layout == VECTOR:
       return k
     h, w = k.spatial_shape
     scale = 1.0 / (h * w)
     if k.layout == DIAGONAL:
-      k = k.with_border(max(k.border, 1))  # sum a buffer in memory, zero border included (see GlobalAvgPool)
+      # Sum a buffer in memory (see GlobalAvgPool): the bordered one, zero border included, or the unbordered
+      # outputs a nonlinearity holds (`reads_interior`; the barrier holds any other expression).
+      if k.border == 0:
+        held = backends.current().barrier(*(t for t in (k.nngp, k.ntk) if t is not None))
+        k = k.replace(nngp=held[0], ntk=held[1] if len(held) > 1 else None)
       def mean(t):
         return None if t is None else _kernel_math.sum_axes(t, (0, 1)) * scale
       var1, var2 = ops.sum(k.var1, axis=(0, 1)) * scale, ops.sum(k.var2, axis=(0, 1)) * scale
@@ -356,12 +370,17 @@ class GlobalAvgPool(Layer):
       raise self._error(path, f"expects an image input (H, W, C), got a vector of shape {_describe_shape(shape)}")
     return (shape[-1],)
 
+  def reads_interior(self, layout):
+    return layout == FULL_PAIRS_LAST
+
   def kernel_fn(self, k):
     if k.layout not in (FULL, FULL_PAIRS_LAST, SKEWED):
       raise ValueError(f"{self!r} needs the full spatial covariance (layout {FULL!r}), got {k.layout!r}")
     # Sum a bordered buffer in memory (its zero border adds nothing): reducing the last layer's fused
-    # expression directly makes XLA split it into several passes.
-    k = k.with_border(max(k.border, 1))
+    # expression directly makes XLA split it into several passes. FULL_PAIRS_LAST without a border (a
+    # nonlinearity's outputs, held: `reads_interior`): a matrix-vector product, whose operand XLA holds anyway.
+    if not (k.layout == FULL_PAIRS_LAST and k.border == 0):
+      k = k.with_border(max(k.border, 1))
     h, w = k.spatial_shape
     scale = 1.0 / (h * w) ** 2
     summed = range(1, 5 if k.layout == FULL else 4)
@@ -455,7 +474,7 @@ class Residual(Layer):
     return out
 
   def kernel_fn(self, k):
-    kb = self.branch.kernel_fn(k).interior()
+    kb = self.branch.kernel_fn(k.replace(output_border=NONLINEARITY_BORDER)).interior()  # the branch's own borders
     k = k.interior()
     s2 = self.branch_scale**2
     ntk = None

@@ -428,6 +428,27 @@ def test_diagonal_borders_by_pad_equal_borders_by_scratch(monkeypatch, x2_none):
 
 
 @pytest.mark.backend_portable
+@pytest.mark.parametrize("readout", ["flatten", "gap"])
+@pytest.mark.parametrize("x2_none", [True, False], ids=["symmetric", "two_sets"])
+def test_a_readout_sums_the_unbordered_outputs_of_the_nonlinearity_before_it(monkeypatch, readout, x2_none):
+  """The ReLU right before Flatten (a shallow net, bordered by pad) or GlobalAvgPool (FULL_PAIRS_LAST: 12 and 9
+  6x6 images) leaves its outputs unbordered: that path is taken, and the kernel equals the bordered one's."""
+  if readout == "flatten":
+    spec, x1, x2 = _cnn(nets.Flatten()), _images(7, size=4), None if x2_none else _images(5, size=4, seed=SEED + 1)
+  else:
+    spec, x1 = PAIRS_LAST_SPECS["relu_same"](), _images(12, size=6)
+    x2 = None if x2_none else _images(9, size=6, seed=SEED + 1)
+  answers = []
+  unbordered = _evaluate._unbordered_output
+  def spy(k, layer):
+    answers.append(unbordered(k, layer))
+    return answers[-1]
+  monkeypatch.setattr(_evaluate, "_unbordered_output", spy)
+  helpers.assert_same_kernel_when(monkeypatch, "UNBORDERED_READOUT_INPUTS", False, spec, x1, x2)
+  assert True in answers
+
+
+@pytest.mark.backend_portable
 def test_a_gram_larger_than_its_inputs_is_compiled(monkeypatch):
   """Vector blocks whose Gram is larger than their inputs compute it in the compiled program, not on the host."""
   def host_gram(*args):
