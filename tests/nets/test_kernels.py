@@ -449,6 +449,23 @@ def test_a_readout_sums_the_unbordered_outputs_of_the_nonlinearity_before_it(mon
 
 
 @pytest.mark.backend_portable
+@pytest.mark.parametrize("case", ["fc", "flatten", "gap"])
+def test_kernels_come_back_as_writable_arrays(case):
+  """The kernel arrays are the caller's own (e.g. to add a ridge to the diagonal in place): a block's lone part is
+  returned as it is only when writable (JAX's outputs are read-only views), and one output is not another's view."""
+  if case == "fc":
+    spec, x = STRUCTURE_SPECS["fc"][0](), _vectors(40)
+  else:
+    spec, x = _cnn(nets.Flatten() if case == "flatten" else nets.GlobalAvgPool()), _images(5, size=4)
+  out = spec.kernel(x, x[:3] + 1.0)
+  for name in KERNELS:
+    assert out[name].flags.writeable
+  before = out["ntk"].copy()
+  out["nngp"][...] = 0.0
+  np.testing.assert_array_equal(out["ntk"], before)
+
+
+@pytest.mark.backend_portable
 def test_a_gram_larger_than_its_inputs_is_compiled(monkeypatch):
   """Vector blocks whose Gram is larger than their inputs compute it in the compiled program, not on the host."""
   def host_gram(*args):
