@@ -169,15 +169,12 @@ class Kernel:
     without copying out a part of the stacked buffer, as it does for the NNGP read at two offsets); both behind
     one barrier.
     """
-    if self.layout == VECTOR:
-      nngp, ntk = (one_pass(nngp)[0], None) if ntk is None else one_pass(nngp, ntk)
-      return self.replace(nngp=nngp, ntk=ntk, var1=var1, var2=var2, border=0)
-    if self.output_border == 0:  # unbordered, in memory (the next layer reads only the interior)
+    if self.layout == VECTOR or self.output_border == 0:  # unbordered, held in memory
       if ntk is None:
         nngp = one_pass(nngp)[0]
-      elif shared:
+      elif shared or self.layout == VECTOR:
         nngp, ntk = one_pass(nngp, ntk)
-      else:
+      else:  # each its own loop, as the bordered ones below
         nngp, ntk = backends.current().barrier(nngp, ntk)
       return self.replace(nngp=nngp, ntk=ntk, var1=var1, var2=var2, border=0, output_border=NONLINEARITY_BORDER)
     width = self.output_border

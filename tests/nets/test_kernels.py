@@ -451,8 +451,8 @@ def test_a_readout_sums_the_unbordered_outputs_of_the_nonlinearity_before_it(mon
 @pytest.mark.backend_portable
 @pytest.mark.parametrize("case", ["fc", "flatten", "gap"])
 def test_kernels_come_back_as_writable_arrays(case):
-  """The kernel arrays are the caller's own (e.g. to add a ridge to the diagonal in place): a block's lone part is
-  returned as it is only when writable (JAX's outputs are read-only views), and one output is not another's view."""
+  """The kernel arrays are the caller's own (e.g. to add a ridge to the diagonal in place): writable, a read-only
+  result (JAX's outputs are read-only views) copied, and one output is not another's view."""
   if case == "fc":
     spec, x = STRUCTURE_SPECS["fc"][0](), _vectors(40)
   else:
