@@ -43,8 +43,9 @@ def pytest_terminal_summary(terminalreporter):
     write(f"{row['case']:18s} {row['dtype']:8s} {row['entries_per_s']:12.2f} {_format(row['flops_per_entry'], '11.3g')} "
           f"{_format(row['gflops_per_s'], '9.2f')} {row['first_call_s']:12.2f} {_format(row['nt_entries_per_s'], '12.2f')} "
           f"{_format(row['ratio_to_nt'], '7.2f')}")
-  write("NT figures: tools/nt_oracle/nt_baseline.json, then nt_baseline_tier_shapes.json (neural-tangents kernels, "
-        "float64, the faster of jax.jit and nt.batch where both were timed); "
+  records = sorted({row["nt_record"] for row in rows if row.get("nt_record")})
+  write(f"NT figures: tools/nt_oracle/{{{', '.join(records) or 'no record of this host'}}}, measured on this host "
+        "(neural-tangents kernels, float64, the faster of jax.jit and nt.batch where both were timed); "
         "empirical NTK rows: nt_empirical_baseline.json (best of NT's three empirical_ntk_fn implementations).")
 
 

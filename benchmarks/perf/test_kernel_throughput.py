@@ -11,8 +11,8 @@ get=("nngp", "ntk"), dtype=...)`, from numpy inputs to numpy outputs. The first 
 discarded; then `ROUNDS` rounds are timed, each of as many calls as last at least MIN_ROUND_S (as
 tools/nt_oracle/bench_nt.py times neural-tangents), and the median over rounds of the mean call gives
 entries/s = n1 * n2 / median seconds. Cases match
-tools/nt_oracle/bench_nt.py, whose neural-tangents figures (float64, jax.jit) give the ratio column
-when tools/nt_oracle/nt_baseline.json exists. Targets (same machine, float64): CNN-GAP >= 10x NT,
+tools/nt_oracle/bench_nt.py, whose neural-tangents figures (float64, the faster of jax.jit and nt.batch) give the
+ratio column where a record of this host exists (`nt_records`). Targets (same machine, float64): CNN-GAP >= 10x NT,
 CNN-Flatten >= 5x, FC >= 1x.
 
 FLOPs per entry (architecture-inherent count of the NT `stax` recursion, Novak et al. 2020, arXiv
@@ -31,6 +31,8 @@ e.g. CNN-GAP on 32x32x3 with L = 10: 1024^2 x 430 = 4.5e8 flops per entry; CNN-F
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.util
 import json
 import math
 import os
@@ -57,7 +59,8 @@ NT_BASELINE = pathlib.Path(__file__).resolve().parents[2] / "tools" / "nt_oracle
 # Empirical NTK cases (tools/nt_oracle/bench_nt_empirical.py times the same nets in neural-tangents).
 EMPIRICAL_DEPTH, EMPIRICAL_WIDTH, EMPIRICAL_CHANNELS, EMPIRICAL_OUTPUTS, EMPIRICAL_BLOCK = 3, 512, 128, 10, 32
 NT_EMPIRICAL_BASELINE = NT_BASELINE.parent / "nt_empirical_baseline.json"
-# NT runs by host: the first file holding a case gives its baseline (tier shapes measured on the Intel Xeon host)
+# neural-tangents records (one machine and stack each, tools/nt_oracle/README.md): of those measured on this host,
+# the first holding a case gives its baseline, these in this order first
 NT_BASELINES = (NT_BASELINE, NT_BASELINE.parent / "nt_baseline_tier_shapes.json")
 EMPIRICAL_CASES = {
     "fc": ("FC 3x512 ReLU, 3072-dim inputs, 10 outputs, 32x32 block", (3072,),
@@ -145,17 +148,33 @@ def empirical_ntk_flops_per_entry(model, n1: int, n2: int, traced: bool = True) 
   return (jacobians + contraction) / (n1 * n2)
 
 
-def nt_entries_per_s(key: str) -> float | None:
-  """Median neural-tangents entries/s over recorded runs (float64), at its best where recorded (`<key>_best`: the
-  faster of jit and nt.batch), from the first of NT_BASELINES holding the case; None without a baseline."""
-  for path in NT_BASELINES:
-    if not path.exists():
-      continue
+@functools.cache
+def _host_cpu_model() -> str:
+  """This host as bench_nt.py records it (tools/nt_oracle/host.py, loaded by path: tools/ is not a package)."""
+  spec = importlib.util.spec_from_file_location("nt_oracle_host", NT_BASELINE.parent / "host.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.cpu_model()
+
+
+def nt_records(cpu_model: str, folder: pathlib.Path = NT_BASELINE.parent) -> list[pathlib.Path]:
+  """The neural-tangents records in `folder` measured on a host of this `cpu_model`: NT_BASELINES' names first,
+  then the other nt_baseline*.json by name. A ratio against another machine's neural-tangents measures machines."""
+  candidates = [*(folder / path.name for path in NT_BASELINES), *sorted(folder.glob("nt_baseline*.json"))]
+  return [path for path in dict.fromkeys(candidates)
+          if path.exists() and json.loads(path.read_text()).get("environment", {}).get("cpu_model") == cpu_model]
+
+
+def nt_entries_per_s(key: str, records: list[pathlib.Path]) -> tuple[float | None, str | None]:
+  """(median neural-tangents entries/s over recorded runs (float64), at its best where recorded (`<key>_best`: the
+  faster of jit and nt.batch), the record's file name) from the first of `records` holding the case; (None, None)
+  without one."""
+  for path in records:
     summary = json.loads(path.read_text()).get("summary", {})
     entry = summary.get(f"{key}_best", summary.get(key))
     if entry is not None:
-      return float(entry["entries_per_s_median_over_runs"])
-  return None
+      return float(entry["entries_per_s_median_over_runs"]), path.name
+  return None, None
 
 
 def nt_empirical_entries_per_s(case: str) -> float | None:
@@ -217,10 +236,10 @@ def test_kernel_throughput(benchmark, name, dtype):
   assert all(np.all(np.isfinite(out[g])) for g in ("nngp", "ntk"))
   rate = n1 * n2 / median
   flops = flops_per_entry(case, case.depth)
-  nt = nt_entries_per_s(case.nt_key)
+  nt, nt_record = nt_entries_per_s(case.nt_key, nt_records(_host_cpu_model()))
   row = {"case": name, "description": case.description, "dtype": dtype, "entries_per_s": rate,
          "flops_per_entry": flops, "gflops_per_s": rate * flops / 1e9, "first_call_s": first_call_s,
-         "median_s": median, "calls_per_round": calls, "nt_entries_per_s": nt,
+         "median_s": median, "calls_per_round": calls, "nt_entries_per_s": nt, "nt_record": nt_record,
          "ratio_to_nt": None if nt is None else rate / nt}
   benchmark.extra_info.update(row)
   RESULTS.append(row)

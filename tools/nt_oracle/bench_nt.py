@@ -26,7 +26,6 @@ import os
 import pathlib
 import platform
 import statistics
-import subprocess
 import time
 
 from absl import app
@@ -39,6 +38,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import neural_tangents as nt  # noqa: E402
 from neural_tangents import stax  # noqa: E402
+
+from host import check_record, cpu_model  # noqa: E402  (tools/nt_oracle/host.py: this script's folder is on sys.path)
 
 DEFAULT_RECORD = pathlib.Path(__file__).resolve().parent / "nt_baseline.json"
 SEED = 0
@@ -154,18 +155,6 @@ def _time_one(name: str, mode: str, batch_size: int | None = None) -> dict:
   return result
 
 
-def cpu_model() -> str:
-  try:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-  except (OSError, subprocess.CalledProcessError):
-    return platform.processor()
-  fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.splitlines() if ":" in line)}
-  details = ", ".join(f"{key.lower()} {fields[key]}" for key in
-                      ("CPU family", "Model", "Stepping", "L2 cache", "L3 cache", "Hypervisor vendor")
-                      if key in fields)
-  return f"{fields.get('Model name', '')} ({details})"
-
-
 def environment() -> dict:
   versions = {}
   for package in PACKAGES:
@@ -219,6 +208,9 @@ def main(argv):
     raise app.UsageError(f"unknown cases {sorted(unknown)}; known: {list(CASES)}")
   if set(FLAGS.modes) - set(MODES):
     raise app.UsageError(f"modes must be among {MODES}, got {FLAGS.modes}")
+  env = environment()
+  if FLAGS.record and not FLAGS.summarize_only:
+    check_record(pathlib.Path(FLAGS.record), env)
   if FLAGS.summarize_only:
     path = pathlib.Path(FLAGS.record)
     record = json.loads(path.read_text())
@@ -238,10 +230,7 @@ def main(argv):
   if not FLAGS.record:
     return
   path = pathlib.Path(FLAGS.record)
-  env = environment()
-  record = json.loads(path.read_text()) if path.exists() else {}
-  if record.get("environment") != env:  # a different machine or stack starts a fresh record
-    record = {"environment": env, "runs": []}
+  record = json.loads(path.read_text()) if path.exists() else {"environment": env, "runs": []}
   record["what"] = ("neural-tangents stax kernel_fn steady-state throughput: kernel entries (x1_i, x2_j) "
                     "per second, NNGP+NTK together, float64, jit, median of timed calls after compile")
   record["command"] = "/tmp/ntvenv/bin/python tools/nt_oracle/bench_nt.py"
