@@ -38,9 +38,26 @@ def test_the_ratio_reads_only_records_of_this_host_in_their_order(tmp_path):
   assert throughput.nt_records("another CPU", tmp_path) == []
 
 
-def test_the_host_is_named_as_bench_nt_records_it():
-  model = load_host().cpu_model()
-  assert model and model == throughput._host_cpu_model()  # pylint: disable=protected-access
+# `lscpu` on the Zen 5 host of tools/nt_oracle/nt_baseline_tier_shapes_zen5.json (fields it does not read left out)
+ZEN5_LSCPU = """Architecture:                            x86_64
+CPU(s):                                  2
+Vendor ID:                               AuthenticAMD
+Model name:                              AMD EPYC
+CPU family:                              26
+Model:                                   2
+Thread(s) per core:                      1
+Stepping:                                1
+Hypervisor vendor:                       KVM
+L1d cache:                               96 KiB (2 instances)
+L2 cache:                                2 MiB (2 instances)
+L3 cache:                                32 MiB (1 instance)
+"""
+
+
+def test_the_host_is_named_as_its_record_names_it():
+  record = json.loads((REPO / "tools" / "nt_oracle" / "nt_baseline_tier_shapes_zen5.json").read_text())
+  assert load_host().cpu_model(ZEN5_LSCPU) == record["environment"]["cpu_model"]
+  assert throughput._host_cpu_model() == load_host().cpu_model()  # pylint: disable=protected-access
 
 
 @pytest.mark.parametrize("text", [None, "not json", json.dumps({"runs": []}), json.dumps([1])])

@@ -1,5 +1,7 @@
 """The machine a neural-tangents record was measured on, in the form both sides compare (standard library only:
 imported by bench_nt.py in the NT environment and by the harness's kernel benchmark in the project's)."""
+from __future__ import annotations
+
 import json
 import pathlib
 import platform
@@ -9,12 +11,15 @@ import sys
 LSCPU_FIELDS = ("CPU family", "Model", "Stepping", "L2 cache", "L3 cache", "Hypervisor vendor")
 
 
-def cpu_model() -> str:
-  """`lscpu`'s model name with family, model, stepping, caches and hypervisor (platform.processor() without lscpu)."""
-  try:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-  except (OSError, subprocess.CalledProcessError):
-    return platform.processor()
+def cpu_model(lscpu: str | None = None) -> str:
+  """`lscpu`'s model name with family, model, stepping, caches and hypervisor (platform.processor() without lscpu);
+  `lscpu`: its output, else it is run."""
+  if lscpu is None:
+    try:
+      lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+      return platform.processor()
+  out = lscpu
   fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.splitlines() if ":" in line)}
   details = ", ".join(f"{key.lower()} {fields[key]}" for key in LSCPU_FIELDS if key in fields)
   return f"{fields.get('Model name', '')} ({details})"
