@@ -176,7 +176,7 @@ class Kernel:
         nngp, ntk = one_pass(nngp, ntk)
       else:  # each its own loop, as the bordered ones below
         nngp, ntk = backends.current().barrier(nngp, ntk)
-      return self.replace(nngp=nngp, ntk=ntk, var1=var1, var2=var2, border=0, output_border=NONLINEARITY_BORDER)
+      return self.replace(nngp=nngp, ntk=ntk, var1=var1, var2=var2, border=0)
     width = self.output_border
     older = self.buffers[0] if len(self.buffers) == 2 else ()
     if not shared or ntk is None:
