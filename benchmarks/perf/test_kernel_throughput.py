@@ -149,12 +149,19 @@ def empirical_ntk_flops_per_entry(model, n1: int, n2: int, traced: bool = True) 
 
 
 @functools.cache
-def _host_cpu_model() -> str:
-  """This host as bench_nt.py records it (tools/nt_oracle/host.py, loaded by path: tools/ is not a package)."""
+def nt_host():
+  """tools/nt_oracle/host.py (how bench_nt.py names a host and checks a record), loaded by path: tools/ is not a
+  package."""
   spec = importlib.util.spec_from_file_location("nt_oracle_host", NT_BASELINE.parent / "host.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.cpu_model()
+  return module
+
+
+@functools.cache
+def _host_cpu_model() -> str:
+  """This host as bench_nt.py records it."""
+  return nt_host().cpu_model()
 
 
 def nt_records(cpu_model: str, folder: pathlib.Path = NT_BASELINE.parent) -> list[pathlib.Path]:

@@ -1,6 +1,5 @@
 """neural-tangents speed records: one machine per record, never replaced, and the kernel benchmark's ratio only
 against neural-tangents measured on the same host (tools/nt_oracle/host.py, benchmarks/perf)."""
-import importlib.util
 import json
 import pathlib
 
@@ -10,13 +9,6 @@ from benchmarks.perf import test_kernel_throughput as throughput
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ZEN, XEON = "AMD EPYC (cpu family 26, model 2)", "Intel(R) Xeon(R) Processor (cpu family 6, model 167)"
-
-
-def load_host():
-  spec = importlib.util.spec_from_file_location("nt_oracle_host", REPO / "tools" / "nt_oracle" / "host.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def write_record(path, cpu_model, rates):
@@ -56,13 +48,13 @@ L3 cache:                                32 MiB (1 instance)
 
 def test_the_host_is_named_as_its_record_names_it():
   record = json.loads((REPO / "tools" / "nt_oracle" / "nt_baseline_tier_shapes_zen5.json").read_text())
-  assert load_host().cpu_model(ZEN5_LSCPU) == record["environment"]["cpu_model"]
-  assert throughput._host_cpu_model() == load_host().cpu_model()  # pylint: disable=protected-access
+  assert throughput.nt_host().cpu_model(ZEN5_LSCPU) == record["environment"]["cpu_model"]
+  assert throughput._host_cpu_model() == throughput.nt_host().cpu_model()  # pylint: disable=protected-access
 
 
 @pytest.mark.parametrize("text", [None, "not json", json.dumps({"runs": []}), json.dumps([1])])
 def test_a_record_of_another_machine_or_no_record_is_refused_and_kept(tmp_path, capsys, text):
-  host = load_host()
+  host = throughput.nt_host()
   path = tmp_path / "record.json"
   if text is None:
     write_record(path, XEON, {"fc": 1.0})
@@ -79,7 +71,7 @@ def test_a_record_of_another_machine_or_no_record_is_refused_and_kept(tmp_path, 
 
 
 def test_a_record_of_this_machine_or_a_new_file_is_accepted(tmp_path):
-  host = load_host()
+  host = throughput.nt_host()
   path = tmp_path / "record.json"
   host.check_record(path, {"cpu_model": ZEN})  # a new file
   write_record(path, ZEN, {"fc": 1.0})

@@ -19,8 +19,7 @@ def cpu_model(lscpu: str | None = None) -> str:
       lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
       return platform.processor()
-  out = lscpu
-  fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.splitlines() if ":" in line)}
+  fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in lscpu.splitlines() if ":" in line)}
   details = ", ".join(f"{key.lower()} {fields[key]}" for key in LSCPU_FIELDS if key in fields)
   return f"{fields.get('Model name', '')} ({details})"
 
